@@ -1,0 +1,198 @@
+"""Reads of the document library. Every vector and full-text query lives here."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from apps.documents.embedding import get_embedder
+from apps.documents.models import Chunk, Document, Page
+
+RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the value from the original paper
+CANDIDATES = 50  # how deep each ranking goes before fusion
+MAX_QUERY_CHARS = 1000
+_MARK_START, _MARK_STOP = "\x02", "\x03"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: int
+    document_id: int
+    document_title: str
+    filename: str
+    kind: str
+    page_number: int
+    page_label: str
+    section: str
+    section_title: str
+    text: str
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+    headline_html: str
+
+    def as_json(self) -> dict[str, object]:
+        """The stable shape that ``manage.py search --json`` prints."""
+        return {
+            "document": self.document_title,
+            "filename": self.filename,
+            "page": self.page_number,
+            "page_label": self.page_label,
+            "section": self.section,
+            "score": round(self.score, 6),
+            "text": self.text,
+        }
+
+
+def document_list() -> QuerySet[Document]:
+    return Document.objects.select_related("uploaded_by", "previous_version").order_by(
+        "title", "-version"
+    )
+
+
+def searchable_documents() -> QuerySet[Document]:
+    return Document.objects.filter(is_current=True, status=Document.Status.READY).order_by("title")
+
+
+def document_versions(document: Document) -> QuerySet[Document]:
+    return Document.objects.filter(filename=document.filename).order_by("-version")
+
+
+def pages_without_text(document: Document) -> QuerySet[Page]:
+    return document.pages.filter(has_text_layer=False, ocr=False)
+
+
+def document_chunks(document: Document) -> QuerySet[Chunk]:
+    return document.chunks.order_by("ordinal").only(
+        "id", "ordinal", "page_number", "page_label", "section", "section_title", "text"
+    )
+
+
+_SEARCH_SQL = """
+WITH query AS (
+    SELECT to_tsquery('simple', coalesce(nullif(array_to_string(array(
+        SELECT quote_literal(lexeme)
+        FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS lexeme
+    ), ' | '), ''), '''''')) AS tsq
+),
+vector_hits AS (
+    SELECT id, row_number() OVER (ORDER BY distance) AS rank
+    FROM (
+        SELECT c.id, c.embedding <=> %(vector)s::vector AS distance
+        FROM documents_chunk c
+        WHERE c.searchable {document_filter}
+        ORDER BY c.embedding <=> %(vector)s::vector
+        LIMIT %(candidates)s
+    ) nearest
+),
+text_hits AS (
+    SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank
+    FROM (
+        SELECT c.id, ts_rank_cd(c.search_vector, query.tsq, 1) AS text_score
+        FROM documents_chunk c, query
+        WHERE c.searchable AND c.search_vector @@ query.tsq {document_filter}
+        ORDER BY text_score DESC, c.id
+        LIMIT %(candidates)s
+    ) matching
+),
+fused AS (
+    SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score,
+           min(rank) FILTER (WHERE source = 'v') AS vector_rank,
+           min(rank) FILTER (WHERE source = 't') AS text_rank
+    FROM (
+        SELECT id, rank, 'v' AS source FROM vector_hits
+        UNION ALL
+        SELECT id, rank, 't' AS source FROM text_hits
+    ) ranked
+    GROUP BY id
+    ORDER BY score DESC, id
+    LIMIT %(k)s
+)
+SELECT c.id, c.document_id, d.title, d.filename, d.kind, c.page_number, c.page_label,
+       c.section, c.section_title, c.text, fused.score, fused.vector_rank, fused.text_rank,
+       ts_headline('english', c.text, query.tsq,
+                   'StartSel=' || chr(2) || ', StopSel=' || chr(3)
+                   || ', MaxFragments=2, MaxWords=40, MinWords=15, FragmentDelimiter=" … "')
+FROM fused
+JOIN documents_chunk c ON c.id = fused.id
+JOIN documents_document d ON d.id = c.document_id
+CROSS JOIN query
+ORDER BY fused.score DESC, c.id
+"""
+
+
+def search_chunks(
+    *,
+    query: str,
+    k: int = 10,
+    document_ids: Sequence[int] | None = None,
+    candidates: int = CANDIDATES,
+    query_vector: Sequence[float] | None = None,
+) -> list[SearchHit]:
+    """Hybrid search: HNSW cosine neighbours and full-text matches, fused by reciprocal rank.
+
+    Only searchable chunks (current versions of ready documents) are considered. The
+    full-text side ORs the query's terms, so a question written in sentences still
+    matches passages that hold only some of its words.
+    """
+    query = " ".join(query.split())[:MAX_QUERY_CHARS]
+    if not query:
+        return []
+    k = max(1, min(k, 100))
+    vector = query_vector if query_vector is not None else get_embedder().embed([query])[0]
+    params: dict[str, object] = {
+        "text": query,
+        "vector": _vector_literal(vector),
+        "candidates": max(candidates, k),
+        "rrf_k": RRF_K,
+        "k": k,
+    }
+    document_filter = ""
+    if document_ids:
+        document_filter = "AND c.document_id = ANY(%(document_ids)s)"
+        params["document_ids"] = list(document_ids)
+    sql = _SEARCH_SQL.format(document_filter=document_filter)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # SET LOCAL lasts for this transaction only. A document filter can leave the HNSW
+        # scan short of candidates; iterative scans keep it going until it has enough.
+        cursor.execute(
+            f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_EF_SEARCH, candidates))}"
+        )
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        SearchHit(
+            chunk_id=row[0],
+            document_id=row[1],
+            document_title=row[2],
+            filename=row[3],
+            kind=row[4],
+            page_number=row[5],
+            page_label=row[6],
+            section=row[7],
+            section_title=row[8],
+            text=row[9],
+            score=float(row[10]),
+            vector_rank=row[11],
+            text_rank=row[12],
+            headline_html=_headline_html(row[13]),
+        )
+        for row in rows
+    ]
+
+
+def _vector_literal(vector: Sequence[float]) -> str:
+    # pgvector's text form; psycopg has no adapter registered on Django's connections.
+    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+
+
+def _headline_html(headline: str) -> str:
+    """ts_headline output with our markers turned into <mark>, everything else escaped."""
+    escaped = html.escape(headline or "")
+    return escaped.replace(_MARK_START, "<mark>").replace(_MARK_STOP, "</mark>")

@@ -1,0 +1,332 @@
+"""Writes to the document library: upload, ingest, versioning, re-queueing."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.postgres.search import SearchVector
+from django.core.files import File
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Max, Value
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from apps.documents.embedding import get_embedder, passage_text
+from apps.documents.models import Chunk, Document, Page
+from ml.chunking import chunk_pages
+from ml.parsing import (
+    EXTENSIONS,
+    DocumentError,
+    detect_kind,
+    extract_pages,
+    read_title,
+    tesseract_ocr,
+)
+
+logger = logging.getLogger(__name__)
+
+# Transient failures: the ingest goes back to the queue instead of failing the document.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+EMBED_BATCH_CHUNKS = 64
+STALLED_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    document: Document
+    created: bool
+
+
+def document_upload(
+    *,
+    filename: str,
+    chunks: Iterable[bytes],
+    uploaded_by: AbstractBaseUser | None = None,
+    title: str = "",
+    enqueue: bool = True,
+) -> UploadResult:
+    """Stores an uploaded file as a new document version and queues it for ingestion.
+
+    The same content twice returns the existing document (``created`` False). A file that
+    cannot be accepted (empty, oversized, wrong type) still gets a record with a clear
+    ``error`` so the uploader sees why; it is not stored and nothing else changes.
+    Ingestion is queued after the transaction commits.
+    """
+    name = Path(filename).name or "unnamed"
+    spool_dir = settings.VAR_DIR / "tmp"
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    oversized = False
+    with tempfile.NamedTemporaryFile(dir=spool_dir, delete=True) as spool:
+        head = b""
+        for piece in chunks:
+            size += len(piece)
+            if size > settings.DOCUMENT_MAX_BYTES:
+                oversized = True
+                break
+            if len(head) < 4096:
+                head += piece[: 4096 - len(head)]
+            digest.update(piece)
+            spool.write(piece)
+        spool.flush()
+        sha256 = None if oversized else digest.hexdigest()
+
+        with transaction.atomic():
+            if sha256 is not None:
+                existing = Document.objects.filter(sha256=sha256).first()
+                if existing is not None:
+                    return UploadResult(existing, created=False)
+            document = _new_version(name=name, title=title, uploaded_by=uploaded_by)
+            document.size_bytes = size
+            document.sha256 = sha256
+            try:
+                if oversized:
+                    limit_mb = settings.DOCUMENT_MAX_BYTES / (1024 * 1024)
+                    raise DocumentError(f"the file is larger than the {limit_mb:.0f} MB limit")
+                document.kind = detect_kind(name, head)
+            except DocumentError as exc:
+                document.status = Document.Status.FAILED
+                document.error = _sentence(str(exc))
+                document.finished_at = timezone.now()
+                document.save()
+                return UploadResult(document, created=True)
+            spool.seek(0)
+            document.file.save(
+                f"{sha256[:2]}/{sha256}/{get_valid_filename(name)}", File(spool), save=False
+            )
+            document.status = Document.Status.QUEUED
+            document.save()
+            if enqueue:
+                _enqueue_ingest(document.pk)
+    return UploadResult(document, created=True)
+
+
+def _new_version(*, name: str, title: str, uploaded_by: AbstractBaseUser | None) -> Document:
+    previous = (
+        Document.objects.select_for_update().filter(filename=name).order_by("-version").first()
+    )
+    latest = Document.objects.filter(filename=name).aggregate(v=Max("version"))["v"] or 0
+    return Document(
+        filename=name,
+        title=title or (previous.title if previous else _title_from_name(name)),
+        version=latest + 1,
+        previous_version=previous,
+        uploaded_by=uploaded_by,
+    )
+
+
+def _title_from_name(name: str) -> str:
+    return Path(name).stem.replace("_", " ").replace("-", " ").strip() or name
+
+
+def _sentence(message: str) -> str:
+    message = message.strip()
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+def _enqueue_ingest(document_id: int) -> None:
+    from workers.documents import ingest_document
+
+    transaction.on_commit(lambda: ingest_document.delay(document_id))
+
+
+def document_ingest(*, document_id: int) -> Document:
+    """Parses, chunks and embeds one queued document, then makes it the searched version.
+
+    Safe to run twice: only the call that moves the row from queued to processing does the
+    work. Progress (pages done / total) is saved as batches finish. On a bad file the
+    document is marked failed with the reason and its partial pages and chunks are removed;
+    the previous version stays searchable throughout.
+    """
+    claimed = Document.objects.filter(pk=document_id, status=Document.Status.QUEUED).update(
+        status=Document.Status.PROCESSING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        error="",
+        pages_done=0,
+    )
+    document = Document.objects.get(pk=document_id)
+    if not claimed:
+        return document
+    try:
+        _ingest(document)
+    except TRANSIENT_ERRORS:
+        _discard_partial(document.pk)
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.QUEUED)
+        raise
+    except DocumentError as exc:
+        _fail(document.pk, _sentence(str(exc)))
+    except Exception as exc:
+        logger.exception("ingest of document %s failed", document.pk)
+        _fail(document.pk, f"Ingestion failed unexpectedly ({type(exc).__name__}: {exc}).")
+    document.refresh_from_db()
+    return document
+
+
+def _ingest(document: Document) -> None:
+    if not document.file:
+        raise DocumentError("the stored file is missing")
+    path = Path(document.file.path)
+    if not path.exists():
+        raise DocumentError("the stored file is missing from the server's storage")
+    _discard_partial(document.pk)  # leftovers of an attempt that died
+    ocr = tesseract_ocr() if settings.OCR_ENABLED else None
+    pages = extract_pages(path, document.kind, max_pages=settings.DOCUMENT_MAX_PAGES, ocr=ocr)
+    chunks = chunk_pages(pages, kind=document.kind)
+    if not chunks:
+        raise DocumentError("no text could be found in the document (a scan without OCR?)")
+    title = read_title(path, document.kind)
+    Page.objects.bulk_create(
+        Page(
+            document=document,
+            number=page.number,
+            label=page.label,
+            char_count=len(page.text),
+            has_text_layer=page.has_text_layer,
+            ocr=page.ocr,
+        )
+        for page in pages
+    )
+    Document.objects.filter(pk=document.pk).update(
+        pages_total=len(pages),
+        pages_without_text=sum(1 for page in pages if not page.has_text_layer and not page.ocr),
+        **({"title": title} if title and document.version == 1 else {}),
+    )
+    embedder = get_embedder()
+    last_page = pages[-1].number
+    for start in range(0, len(chunks), EMBED_BATCH_CHUNKS):
+        batch = chunks[start : start + EMBED_BATCH_CHUNKS]
+        vectors = embedder.embed(
+            [
+                passage_text(section=c.section, section_title=c.section_title, text=c.text)
+                for c in batch
+            ]
+        )
+        Chunk.objects.bulk_create(
+            Chunk(
+                document=document,
+                ordinal=c.ordinal,
+                page_number=c.page_number,
+                page_label=c.page_label,
+                section=c.section[:200],
+                section_title=c.section_title[:300],
+                text=c.text,
+                embedding=vector,
+            )
+            for c, vector in zip(batch, vectors, strict=True)
+        )
+        # Pages are done once every chunk of theirs is stored: all before the batch's last.
+        done = last_page if start + EMBED_BATCH_CHUNKS >= len(chunks) else batch[-1].page_number - 1
+        Document.objects.filter(pk=document.pk).update(pages_done=done, heartbeat_at=timezone.now())
+    _publish(document.pk, chunks_count=len(chunks), pages_total=len(pages))
+
+
+@transaction.atomic
+def _publish(document_id: int, *, chunks_count: int, pages_total: int) -> None:
+    """Marks the document ready and, unless a newer version already is, the searched one."""
+    document = Document.objects.select_for_update().get(pk=document_id)
+    Chunk.objects.filter(document=document).update(
+        search_vector=SearchVector("section", "section_title", weight="A", config="english")
+        + SearchVector("text", weight="B", config="english")
+        + SearchVector(Value(document.title), weight="C", config="english")
+    )
+    document.status = Document.Status.READY
+    document.chunks_count = chunks_count
+    document.pages_total = pages_total
+    document.pages_done = pages_total
+    document.finished_at = timezone.now()
+    document.save()
+    _make_current(document, keep_newer=True)
+
+
+def _make_current(document: Document, *, keep_newer: bool) -> None:
+    """Switches search from the file's current version to ``document``; inside a transaction."""
+    others = Document.objects.select_for_update().filter(
+        filename=document.filename, is_current=True
+    )
+    others = others.exclude(pk=document.pk)
+    if keep_newer and others.filter(version__gt=document.version).exists():
+        return  # a newer version finished first: it stays the searched one
+    Chunk.objects.filter(document__in=others).update(searchable=False)
+    others.update(is_current=False)
+    Chunk.objects.filter(document=document).update(searchable=True)
+    Document.objects.filter(pk=document.pk).update(is_current=True)
+
+
+def _discard_partial(document_id: int) -> None:
+    Chunk.objects.filter(document_id=document_id).delete()
+    Page.objects.filter(document_id=document_id).delete()
+
+
+def _fail(document_id: int, message: str) -> None:
+    _discard_partial(document_id)
+    Document.objects.filter(pk=document_id).update(
+        status=Document.Status.FAILED,
+        error=message,
+        pages_done=0,
+        chunks_count=0,
+        finished_at=timezone.now(),
+    )
+
+
+def document_requeue(*, document_id: int) -> bool:
+    """Puts a failed (or stalled) document back in the ingest queue. True if it was queued."""
+    with transaction.atomic():
+        updated = (
+            Document.objects.filter(
+                pk=document_id, status__in=[Document.Status.FAILED, Document.Status.PROCESSING]
+            )
+            .exclude(file="")
+            .update(status=Document.Status.QUEUED, error="", pages_done=0)
+        )
+        if updated:
+            _enqueue_ingest(document_id)
+    return bool(updated)
+
+
+def documents_requeue_stalled(*, stalled_after: timedelta = STALLED_AFTER) -> int:
+    """Re-queues documents whose ingest stopped sending heartbeats (the worker died)."""
+    cutoff = timezone.now() - stalled_after
+    stalled = list(
+        Document.objects.filter(
+            status=Document.Status.PROCESSING, heartbeat_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    return sum(document_requeue(document_id=pk) for pk in stalled)
+
+
+def document_make_current(*, document_id: int) -> None:
+    """Serves an earlier ready version again (a rollback of a file's content)."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().get(pk=document_id)
+        if document.status != Document.Status.READY:
+            raise ValueError("only a ready version can be made current")
+        _make_current(document, keep_newer=False)
+
+
+def corpus_ingest_first_run(*, folder: Path) -> int:
+    """Queues every supported file of ``folder`` when the library is still empty.
+
+    Used on a fresh instance to load the demo corpus; returns how many were queued.
+    """
+    if Document.objects.exists() or not folder.is_dir():
+        return 0
+    queued = 0
+    for path in sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS
+    ):
+        with path.open("rb") as handle:
+            result = document_upload(
+                filename=path.name, chunks=iter(lambda h=handle: h.read(1024 * 1024), b"")
+            )
+        queued += result.created and result.document.status == Document.Status.QUEUED
+    return queued

