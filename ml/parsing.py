@@ -208,13 +208,13 @@ def _shape(line: str) -> str:
 
 def _running_lines(pages: list[list[str]]) -> set[str]:
     """Shapes of lines at the top or bottom of at least half the pages: headers and footers."""
-    if len(pages) < 3:
+    if len(pages) < 2:
         return set()
     counts: Counter[str] = Counter()
     for lines in pages:
         edges = {_shape(line) for line in lines[:EDGE_LINES] + lines[-EDGE_LINES:]}
         counts.update(edges)
-    threshold = max(2, len(pages) // 2)
+    threshold = max(2, (len(pages) + 1) // 2)
     return {shape for shape, n in counts.items() if n >= threshold}
 
 

@@ -80,6 +80,8 @@ class Launcher:
                 [
                     str(bin_dir / "gunicorn"),
                     "portal.wsgi:application",
+                    "--config",
+                    "python:portal.gunicorn_conf",
                     "--bind",
                     f"{self.host}:{self.port}",
                     "--workers",

@@ -137,3 +137,16 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document.title} p.{self.page_number} #{self.ordinal}"
+
+
+class LexemeStat(models.Model):
+    """How many searchable chunks contain each lexeme: the document frequencies behind the
+    IDF weighting of full-text matches. The row with the empty lexeme holds the total."""
+
+    TOTAL = ""
+
+    lexeme = models.TextField(primary_key=True, blank=True)
+    chunks = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.lexeme or '(total)'}: {self.chunks}"

@@ -74,11 +74,22 @@ def document_chunks(document: Document) -> QuerySet[Chunk]:
 
 
 _SEARCH_SQL = """
-WITH query AS (
-    SELECT to_tsquery('simple', coalesce(nullif(array_to_string(array(
-        SELECT quote_literal(lexeme)
-        FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS lexeme
-    ), ' | '), ''), '''''')) AS tsq
+WITH query_terms AS (
+    SELECT DISTINCT lexeme
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS lexeme
+),
+total AS (
+    SELECT greatest(coalesce(max(chunks), 0), 1) AS n FROM documents_lexemestat WHERE lexeme = ''
+),
+terms AS (
+    -- BM25's IDF; words in more than a quarter of all passages carry no signal and would
+    -- only make the scan longer.
+    SELECT ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
+           to_tsquery('simple', quote_literal(q.lexeme)) AS tsq
+    FROM query_terms q
+    JOIN documents_lexemestat s ON s.lexeme = q.lexeme AND q.lexeme <> ''
+    CROSS JOIN total
+    WHERE s.chunks > 0 AND s.chunks <= greatest(total.n * 0.25, 20)
 ),
 vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance) AS rank
@@ -93,9 +104,11 @@ vector_hits AS (
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank
     FROM (
-        SELECT c.id, ts_rank_cd(c.search_vector, query.tsq, 1) AS text_score
-        FROM documents_chunk c, query
-        WHERE c.searchable AND c.search_vector @@ query.tsq {document_filter}
+        SELECT c.id, sum(terms.idf) AS text_score
+        FROM terms
+        JOIN documents_chunk c ON c.search_vector @@ terms.tsq
+        WHERE c.searchable {document_filter}
+        GROUP BY c.id
         ORDER BY text_score DESC, c.id
         LIMIT %(candidates)s
     ) matching
@@ -112,16 +125,21 @@ fused AS (
     GROUP BY id
     ORDER BY score DESC, id
     LIMIT %(k)s
+),
+headline_query AS (
+    SELECT CASE WHEN count(*) = 0 THEN ''::tsquery
+                ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS tsq
+    FROM query_terms
 )
 SELECT c.id, c.document_id, d.title, d.filename, d.kind, c.page_number, c.page_label,
        c.section, c.section_title, c.text, fused.score, fused.vector_rank, fused.text_rank,
-       ts_headline('english', c.text, query.tsq,
+       ts_headline('english', c.text, headline_query.tsq,
                    'StartSel=' || chr(2) || ', StopSel=' || chr(3)
                    || ', MaxFragments=2, MaxWords=40, MinWords=15, FragmentDelimiter=" … "')
 FROM fused
 JOIN documents_chunk c ON c.id = fused.id
 JOIN documents_document d ON d.id = c.document_id
-CROSS JOIN query
+CROSS JOIN headline_query
 ORDER BY fused.score DESC, c.id
 """
 

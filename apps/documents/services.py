@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max, Value
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -256,10 +256,12 @@ def _make_current(document: Document, *, keep_newer: bool) -> None:
     others = others.exclude(pk=document.pk)
     if keep_newer and others.filter(version__gt=document.version).exists():
         return  # a newer version finished first: it stays the searched one
-    Chunk.objects.filter(document__in=others).update(searchable=False)
+    superseded = list(others.values_list("pk", flat=True))
+    Chunk.objects.filter(document__in=superseded).update(searchable=False)
     others.update(is_current=False)
     Chunk.objects.filter(document=document).update(searchable=True)
     Document.objects.filter(pk=document.pk).update(is_current=True)
+    lexeme_stats_apply(added=[document.pk], removed=superseded)
 
 
 def _discard_partial(document_id: int) -> None:
@@ -330,3 +332,46 @@ def corpus_ingest_first_run(*, folder: Path) -> int:
             )
         queued += result.created and result.document.status == Document.Status.QUEUED
     return queued
+
+
+_STATS_LOCK = 7_112_001  # advisory lock id: one writer of the lexeme statistics at a time
+
+
+def lexeme_stats_apply(*, added: list[int], removed: list[int]) -> None:
+    """Adds the lexeme counts of documents that became searchable and subtracts those of
+    documents that stopped being searched. Runs inside the caller's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_STATS_LOCK])
+        for document_id, sign in [*((pk, 1) for pk in added), *((pk, -1) for pk in removed)]:
+            chunks_sql = (
+                f"SELECT search_vector FROM documents_chunk WHERE document_id = {int(document_id)}"
+            )
+            cursor.execute(
+                """
+                INSERT INTO documents_lexemestat (lexeme, chunks)
+                SELECT word, %(sign)s * ndoc FROM ts_stat(%(chunks_sql)s)
+                UNION ALL
+                SELECT '', %(sign)s * count(*) FROM documents_chunk WHERE document_id = %(id)s
+                ORDER BY 1
+                ON CONFLICT (lexeme) DO UPDATE SET chunks = documents_lexemestat.chunks + EXCLUDED.chunks
+                """,
+                {"sign": sign, "chunks_sql": chunks_sql, "id": document_id},
+            )
+        cursor.execute("DELETE FROM documents_lexemestat WHERE chunks <= 0 AND lexeme <> ''")
+
+
+@transaction.atomic
+def lexeme_stats_rebuild() -> int:
+    """Recounts the lexeme statistics from scratch (after a restore, say). Returns lexemes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_STATS_LOCK])
+        cursor.execute("DELETE FROM documents_lexemestat")
+        cursor.execute(
+            """
+            INSERT INTO documents_lexemestat (lexeme, chunks)
+            SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM documents_chunk WHERE searchable')
+            UNION ALL
+            SELECT '', count(*) FROM documents_chunk WHERE searchable
+            """
+        )
+        return cursor.rowcount - 1

@@ -32,6 +32,7 @@ class Command(BaseCommand):
         )
         launcher.check_port()
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         login = demo_user_ensure(credentials_file=settings.VAR_DIR / "demo-password.txt")
         launcher.start_redis()
 

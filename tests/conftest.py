@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import support
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The real Redis the settings name: embedded (started here) unless REDIS_URL is set."""
+    from django.conf import settings
+
+    from portal.embedded import EmbeddedRedis
+
+    if not settings.EMBEDDED_REDIS:
+        yield settings.REDIS_URL
+        return
+    server = EmbeddedRedis(settings.VAR_DIR)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup: None, redis_url: str) -> dict[str, str]:
+    """Environment for child processes that must see the test database and broker."""
+    from django.conf import settings
+    from django.db import connection
+
+    env = dict(os.environ)
+    env["DATABASE_URL"] = support.database_url(connection.settings_dict)
+    env["REDIS_URL"] = redis_url
+    env["PORTAL_VAR_DIR"] = str(settings.VAR_DIR)
+    env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[object]:
+    """One real worker process on every CPU queue for the whole session."""
+    from portal.celery import CPU_QUEUES
+
+    log = Path(tmp_path_factory.mktemp("worker")) / "worker.log"
+    process = support.start_worker(worker_env, queues=",".join(CPU_QUEUES), name="test", log=log)
+    yield process
+    support.stop(process)
+
+
+@pytest.fixture
+def small_pdf() -> bytes:
+    """UFC 3-410-01 pages 24-26 (printed 13-15), which hold paragraph 3-5.3.4."""
+    return support.pdf_pages(support.UFC, [23, 24, 25])

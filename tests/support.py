@@ -1,0 +1,134 @@
+"""Test data and helpers shared by the suite: real files cut from the demo corpus, users,
+and real Celery worker processes."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+UFC = CORPUS / "UFC_3-410-01_2013_c9_HVAC_Criteria.pdf"
+HUD = CORPUS / "HUD_NSPIRE_Standards_v2.1_HVAC.pdf"
+ADA = SHARED / "corpus-extra" / "ada-2010.md"
+EVAL = SHARED / "eval" / "sample-qa.jsonl"
+
+
+def pdf_pages(source: Path, indexes: list[int], *, password: str | None = None) -> bytes:
+    """A real PDF made of some pages (0-based) of ``source``."""
+    import pypdf
+
+    reader = pypdf.PdfReader(source)
+    writer = pypdf.PdfWriter()
+    for index in indexes:
+        writer.add_page(reader.pages[index])
+    if reader.metadata:
+        writer.add_metadata({k: v for k, v in reader.metadata.items() if isinstance(v, str)})
+    if password:
+        writer.encrypt(password)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def upload(name: str, data: bytes, **kwargs: object):  # -> UploadResult
+    from apps.documents import services
+
+    return services.document_upload(filename=name, chunks=[data], **kwargs)  # type: ignore[arg-type]
+
+
+def ingest(name: str, data: bytes, **kwargs: object):  # -> Document
+    from apps.documents import services
+
+    result = upload(name, data, enqueue=False, **kwargs)
+    return services.document_ingest(document_id=result.document.pk)
+
+
+def make_user(username: str, *groups: str, staff: bool = False):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user(
+        username=username, password="pw-" + username, is_staff=staff
+    )
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+def database_url(settings_dict: dict[str, object]) -> str:
+    host = str(settings_dict.get("HOST") or "")
+    host = quote(host, safe="") if host.startswith("/") else host
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    password = f":{quote(str(settings_dict['PASSWORD']))}" if settings_dict.get("PASSWORD") else ""
+    return f"postgresql://{settings_dict.get('USER') or 'postgres'}{password}@{host}{port}/{settings_dict['NAME']}"
+
+
+def start_worker(
+    env: dict[str, str], *, queues: str, name: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """A real ``celery worker`` process; returns once it answers a ping."""
+    from celery import Celery
+
+    celery_bin = str(Path(sys.executable).parent / "celery")
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [
+            celery_bin,
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    broker = env.get("CELERY_BROKER_URL") or env["REDIS_URL"].replace("unix://", "redis+socket://")
+    probe = Celery(broker=broker)
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{log.read_text()[-3000:]}")
+            replies = probe.control.ping(timeout=0.5, destination=[f"{name}@{os.uname().nodename}"])
+            if replies:
+                return process
+        raise RuntimeError(f"worker did not answer within 90 s:\n{log.read_text()[-3000:]}")
+    finally:
+        probe.close()
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def wait_for(
+    predicate, *, timeout: float, interval: float = 0.25, message: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
