@@ -1,0 +1,119 @@
+"""``manage.py up`` from nothing: embedded PostgreSQL and Redis, web, workers and beat;
+a demo user logs in, the demo corpus gets ingested by the worker, and search cites it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import support
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_line(
+    log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float
+) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(pattern, log.read_text(errors="replace"))
+        if match:
+            return match
+        if process.poll() is not None:
+            break
+        time.sleep(0.3)
+    raise AssertionError(f"no line matching {pattern!r}; output:\n{log.read_text()[-4000:]}")
+
+
+def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
+    var_dir, log, port = tmp_path / "var", tmp_path / "up.log", _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
+    }
+    env.update(
+        PORTAL_VAR_DIR=str(var_dir), PORTAL_PORT=str(port), PORTAL_DEMO_CORPUS=str(support.CORPUS)
+    )
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "up"],
+            cwd=support.REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        login = _wait_for_line(log, r"log in as: (\S+) / (\S+)", process, timeout=120)
+        assert f"starting at {base}/" in log.read_text()
+        support.wait_for(lambda: _healthy(base), timeout=60, message="the web server")
+
+        session = requests.Session()
+        form = session.get(f"{base}/accounts/login/", timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        response = session.post(
+            f"{base}/accounts/login/",
+            data={
+                "username": login.group(1),
+                "password": login.group(2),
+                "csrfmiddlewaretoken": token,
+            },
+            headers={"Referer": f"{base}/accounts/login/"},
+            timeout=10,
+        )
+        assert response.url.endswith("/documents/search/"), "login failed"
+
+        def corpus_ready() -> bool:
+            statuses = re.findall(
+                r'class="status (\w+)"', session.get(f"{base}/documents/", timeout=10).text
+            )
+            assert "failed" not in statuses
+            return statuses == ["ready", "ready"]
+
+        support.wait_for(
+            corpus_ready, timeout=300, interval=2, message="the demo corpus to be ingested"
+        )
+        page = session.get(
+            f"{base}/documents/search/",
+            params={"q": "minimum temperature for warehouse forklift areas"},
+            timeout=60,
+        )
+        first = re.search(r'class="cite" href="([^"]+)"[^>]*>([^<]+)</a>', page.text)
+        assert first is not None
+        assert first.group(1).endswith("#page=25") and first.group(2).startswith("UFC 3-410-01")
+        pdf = session.get(base + first.group(1).split("#")[0], timeout=10)
+        assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        code = process.wait(60)
+    assert code == 0, log.read_text()[-3000:]
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(var_dir)], capture_output=True, text=True
+    ).stdout.split()
+    assert leftovers == [], f"processes still running: {leftovers}"
+    assert not (var_dir / "pg" / "postmaster.pid").exists()
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=2).json().get("ok") is True
+    except requests.RequestException:
+        return False

@@ -1,0 +1,58 @@
+"""Ingestion through a real Celery worker process, the real broker and the real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.documents.models import Chunk, Document
+from tests import support
+from workers.documents import ingest_document, requeue_stalled
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+def _status(document_id: int) -> str:
+    return Document.objects.values_list("status", flat=True).get(pk=document_id)
+
+
+def test_uploaded_document_is_ingested_by_the_worker(small_pdf: bytes):
+    document = support.upload("criteria.pdf", small_pdf).document  # queued after commit
+    support.wait_for(
+        lambda: _status(document.pk) in {"ready", "failed"}, timeout=120, message="ingest"
+    )
+    document.refresh_from_db()
+    assert document.status == "ready", document.error
+    assert document.pages_done == document.pages_total == 3
+    assert document.is_current and Chunk.objects.filter(document=document, searchable=True).exists()
+
+
+def test_a_redelivered_message_does_not_ingest_twice(small_pdf: bytes):
+    document = support.upload("criteria.pdf", small_pdf, enqueue=False).document
+    for _ in range(3):  # the same message delivered three times
+        ingest_document.delay(document.pk)
+    support.wait_for(lambda: _status(document.pk) == "ready", timeout=120, message="ingest")
+    reference = support.ingest("copy.pdf", small_pdf + b"\n")  # same pages, ingested once here
+    document.refresh_from_db()
+    assert document.chunks_count == reference.chunks_count
+    assert Chunk.objects.filter(document=document).count() == document.chunks_count
+
+
+def test_a_stalled_ingest_is_picked_up_again(small_pdf: bytes):
+    document = support.upload("criteria.pdf", small_pdf, enqueue=False).document
+    Document.objects.filter(pk=document.pk).update(
+        status="processing", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    requeue_stalled.delay()
+    support.wait_for(lambda: _status(document.pk) == "ready", timeout=120, message="re-ingest")
+
+
+def test_a_bad_file_fails_in_the_worker_with_its_reason():
+    document = support.upload(
+        "locked.pdf", support.pdf_pages(support.UFC, [24], password="pw")
+    ).document
+    support.wait_for(lambda: _status(document.pk) == "failed", timeout=120, message="failure")
+    document.refresh_from_db()
+    assert "encrypted" in document.error
