@@ -92,6 +92,10 @@ class Launcher:
                     "8",
                     "--timeout",
                     "120",
+                    # Longer than browsers' polling intervals, so a reused connection is not
+                    # closed just as the next request arrives.
+                    "--keep-alive",
+                    "15",
                     "--access-logfile",
                     "-",
                 ],

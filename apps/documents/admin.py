@@ -137,6 +137,13 @@ class DocumentAdmin(admin.ModelAdmin):
         if change:
             super().save_related(request, form, formsets, change)
 
+    def delete_model(self, request: HttpRequest, obj: Document) -> None:
+        services.document_delete(document_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        for pk in queryset.values_list("pk", flat=True):
+            services.document_delete(document_id=pk)
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Document) -> str:
         colour = {"ready": "#1c7c3a", "failed": "#b3261e"}.get(obj.status, "#8a5a00")

@@ -334,6 +334,21 @@ def corpus_ingest_first_run(*, folder: Path) -> int:
     return queued
 
 
+@transaction.atomic
+def document_delete(*, document_id: int) -> None:
+    """Deletes one version with its pages, chunks and stored file. Deleting the searched
+    version leaves the file without one until another version is made current."""
+    document = Document.objects.select_for_update().filter(pk=document_id).first()
+    if document is None:
+        return
+    if document.is_current:
+        lexeme_stats_apply(added=[], removed=[document.pk])
+    stored = document.file.name if document.file else ""
+    document.delete()
+    if stored and not Document.objects.filter(file=stored).exists():
+        transaction.on_commit(lambda: document.file.storage.delete(stored))
+
+
 _STATS_LOCK = 7_112_001  # advisory lock id: one writer of the lexeme statistics at a time
 
 

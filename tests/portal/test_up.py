@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from tests import support
 
@@ -66,6 +68,9 @@ def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
         support.wait_for(lambda: _healthy(base), timeout=60, message="the web server")
 
         session = requests.Session()
+        # Like a browser, retry an idempotent GET whose kept-alive connection was closed.
+        retry = Retry(total=3, connect=3, read=3, backoff_factor=0.2, allowed_methods={"GET"})
+        session.mount("http://", HTTPAdapter(max_retries=retry))
         form = session.get(f"{base}/accounts/login/", timeout=10)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
         response = session.post(
@@ -100,6 +105,9 @@ def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
         assert first.group(1).endswith("#page=25") and first.group(2).startswith("UFC 3-410-01")
         pdf = session.get(base + first.group(1).split("#")[0], timeout=10)
         assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
+    except BaseException:
+        print(log.read_text(errors="replace")[-8000:])  # shown by pytest with the failure
+        raise
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends

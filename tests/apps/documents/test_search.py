@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.management import call_command
 
+from apps.documents import services
 from apps.documents.models import Document
 from apps.documents.selectors import search_chunks
 from tests import support
@@ -28,7 +29,8 @@ def corpus(
         }
         assert all(d.status == Document.Status.READY for d in documents.values())
         yield documents
-        Document.objects.all().delete()
+        for document in documents.values():
+            services.document_delete(document_id=document.pk)
 
 
 def _eval_questions() -> list[dict[str, object]]:

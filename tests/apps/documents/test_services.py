@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from django.db import connection
@@ -208,3 +210,16 @@ def test_lexeme_statistics_follow_the_searched_versions(small_pdf: bytes):
     counted = dict(LexemeStat.objects.values_list("lexeme", "chunks"))
     services.lexeme_stats_rebuild()
     assert dict(LexemeStat.objects.values_list("lexeme", "chunks")) == counted
+
+
+def test_deleting_the_searched_version_updates_statistics_and_storage(
+    small_pdf: bytes, django_capture_on_commit_callbacks
+):
+    document = support.ingest("criteria.pdf", small_pdf)
+    path = document.file.path
+    with django_capture_on_commit_callbacks(execute=True):
+        services.document_delete(document_id=document.pk)
+    assert not Document.objects.exists() and not Chunk.objects.exists()
+    assert LexemeStat.objects.get(lexeme=LexemeStat.TOTAL).chunks == 0
+    assert not LexemeStat.objects.exclude(lexeme=LexemeStat.TOTAL).exists()
+    assert not Path(path).exists()
