@@ -18,6 +18,7 @@ up: install
 	$(PY) manage.py up
 
 test: install
+	bash scripts/browser.sh
 	PORTAL_VAR_DIR=$${PORTAL_VAR_DIR:-$(CURDIR)/var/test} $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

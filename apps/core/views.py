@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("documents:search")
+    return redirect("qa:ask")
 
 
 @login_not_required

@@ -32,6 +32,7 @@ class SearchHit:
     section_title: str
     text: str
     score: float
+    similarity: float  # cosine similarity of the passage to the query
     vector_rank: int | None
     text_rank: int | None
     headline_html: str
@@ -133,6 +134,7 @@ headline_query AS (
 )
 SELECT c.id, c.document_id, d.title, d.filename, d.kind, c.page_number, c.page_label,
        c.section, c.section_title, c.text, fused.score, fused.vector_rank, fused.text_rank,
+       1 - (c.embedding <=> %(vector)s::vector),
        ts_headline('english', c.text, headline_query.tsq,
                    'StartSel=' || chr(2) || ', StopSel=' || chr(3)
                    || ', MaxFragments=2, MaxWords=40, MinWords=15, FragmentDelimiter=" … "')
@@ -199,7 +201,8 @@ def search_chunks(
             score=float(row[10]),
             vector_rank=row[11],
             text_rank=row[12],
-            headline_html=_headline_html(row[13]),
+            similarity=float(row[13]),
+            headline_html=_headline_html(row[14]),
         )
         for row in rows
     ]

@@ -83,7 +83,7 @@ def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
             headers={"Referer": f"{base}/accounts/login/"},
             timeout=10,
         )
-        assert response.url.endswith("/documents/search/"), "login failed"
+        assert response.url.endswith("/ask/"), "login failed"
 
         def corpus_ready() -> bool:
             statuses = re.findall(

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from apps.qa.models import Answer
+
+
+class Score(models.IntegerChoices):
+    STRONGLY_DISAGREE = 1, "Strongly disagree"
+    DISAGREE = 2, "Disagree"
+    NEUTRAL = 3, "Neutral"
+    AGREE = 4, "Agree"
+    STRONGLY_AGREE = 5, "Strongly agree"
+
+
+class Feedback(models.Model):
+    """A user's current rating of an answer; every change is kept in FeedbackRevision."""
+
+    answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    session_key = models.CharField(max_length=64, blank=True)
+    score = models.PositiveSmallIntegerField(
+        choices=Score.choices, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    better_answer = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["answer", "user"], name="one_feedback_per_user_and_answer"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(score__gte=1, score__lte=5), name="feedback_score_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} rated answer {self.answer_id}: {self.score}"
+
+
+class FeedbackRevision(models.Model):
+    feedback = models.ForeignKey(Feedback, on_delete=models.CASCADE, related_name="revisions")
+    score = models.PositiveSmallIntegerField(choices=Score.choices)
+    better_answer = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    session_key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"revision of {self.feedback_id}: {self.score}"

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from apps.feedback.models import Feedback, FeedbackRevision
+from apps.qa.models import Answer
+
+MAX_TEXT = 10_000
+
+
+class InvalidFeedback(ValueError):
+    """Feedback that cannot be stored; the message is for the user."""
+
+
+@transaction.atomic
+def feedback_submit(
+    *,
+    answer_id: int,
+    user: AbstractBaseUser,
+    score: int,
+    better_answer: str = "",
+    note: str = "",
+    session_key: str = "",
+) -> Feedback:
+    """Creates or changes the user's rating of an answer. Every change is kept as a
+    revision; submitting the same thing twice adds nothing."""
+    if score not in range(1, 6):
+        raise InvalidFeedback(
+            "Choose one of the five levels, from strongly disagree to strongly agree."
+        )
+    better_answer, note = better_answer.strip(), note.strip()
+    if len(better_answer) > MAX_TEXT or len(note) > MAX_TEXT:
+        raise InvalidFeedback(
+            f"Please keep the better answer and the note under {MAX_TEXT} characters each."
+        )
+    answer = Answer.objects.filter(pk=answer_id, status=Answer.Status.DONE).first()
+    if answer is None:
+        raise InvalidFeedback("Only a finished answer can be rated.")
+    feedback = Feedback.objects.select_for_update().filter(answer=answer, user=user).first()
+    if feedback is not None and (feedback.score, feedback.better_answer, feedback.note) == (
+        score,
+        better_answer,
+        note,
+    ):
+        return feedback
+    if feedback is None:
+        feedback = Feedback(answer=answer, user=user)
+    feedback.score, feedback.better_answer, feedback.note = score, better_answer, note
+    feedback.session_key = session_key
+    feedback.save()
+    FeedbackRevision.objects.create(
+        feedback=feedback,
+        score=score,
+        better_answer=better_answer,
+        note=note,
+        session_key=session_key,
+    )
+    return feedback

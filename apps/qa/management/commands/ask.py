@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.qa import services
+from apps.qa.generation import get_generator
+from apps.qa.presenters import answer_json
+
+
+class Command(BaseCommand):
+    help = "Answer a question (or one per line of a JSON Lines file) with citations."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("question", nargs="?", help="the question")
+        parser.add_argument(
+            "--file", type=Path, help="JSON Lines, one object with a 'question' per line"
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON (one object per line)")
+
+    def handle(self, *args: object, **options: object) -> None:
+        questions = self._questions(options)
+        get_generator(watch=False)  # load the model once, up front
+        for question in questions:
+            try:
+                answer = services.question_submit(question=question, user=None, session_key="cli")
+            except services.InvalidQuestion as exc:
+                record: dict[str, object] = {"question": question, "error": str(exc)}
+            else:
+                record = answer_json(services.answer_generate(answer_id=answer.pk))
+            if options["json"]:
+                self.stdout.write(json.dumps(record, ensure_ascii=False))
+            else:
+                self._print(record)
+
+    def _questions(self, options: dict[str, object]) -> list[str]:
+        path = options.get("file")
+        if path is None:
+            if not options.get("question"):
+                raise CommandError("give a question, or --file questions.jsonl")
+            return [str(options["question"])]
+        path = Path(str(path))
+        if not path.is_file():
+            raise CommandError(f"no such file: {path}")
+        questions = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                questions.append(str(json.loads(line)["question"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CommandError(
+                    f"{path}:{number}: not a JSON object with a 'question' ({exc})"
+                ) from exc
+        return questions
+
+    def _print(self, record: dict[str, object]) -> None:
+        self.stdout.write(f"Q: {record['question']}")
+        self.stdout.write(f"A: {record.get('answer') or record.get('error')}")
+        for citation in record.get("citations", []):  # type: ignore[union-attr]
+            self.stdout.write(
+                f"   - {citation['document']}, p. {citation['page']} §{citation['section']}"
+            )
+        self.stdout.write("")

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.feedback.services import InvalidFeedback, feedback_submit
+from apps.qa import selectors, services
+from apps.qa.forms import FeedbackForm, QuestionForm
+from apps.qa.models import Answer, Conversation
+from apps.qa.presenters import answer_json
+
+
+def _question_form(conversation: Conversation | None = None) -> QuestionForm:
+    return QuestionForm(
+        initial={
+            "client_token": uuid.uuid4().hex,
+            "conversation": conversation.pk if conversation else None,
+        }
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def ask(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = QuestionForm(request.POST)
+        if form.is_valid():
+            try:
+                answer = services.question_submit(
+                    question=form.cleaned_data["question"],
+                    user=request.user,
+                    session_key=request.session.session_key or "",
+                    conversation_id=form.cleaned_data["conversation"],
+                    client_token=form.cleaned_data["client_token"] or None,
+                )
+            except services.InvalidQuestion as exc:
+                form.add_error("question", str(exc))
+            else:
+                return redirect(
+                    f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
+                )
+        return render(request, "qa/ask.html", _page(request, None, form), status=400)
+    return render(request, "qa/ask.html", _page(request, None, _question_form()))
+
+
+@require_GET
+def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    convo = get_object_or_404(Conversation, pk=pk, user=request.user)
+    return render(request, "qa/ask.html", _page(request, convo, _question_form(convo)))
+
+
+def _page(
+    request: HttpRequest, convo: Conversation | None, form: QuestionForm
+) -> dict[str, object]:
+    return {
+        "form": form,
+        "conversation": convo,
+        "answers": selectors.conversation_answers(convo, request.user) if convo else [],
+        "conversations": selectors.conversations_for(request.user)[:30],
+        "feedback_form": FeedbackForm(),
+    }
+
+
+@require_GET
+def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    """Server-sent events: ``token`` pieces while the model writes, then ``done`` with the
+    finished answer block (citations, resources, feedback form) rendered by the server."""
+    answer = selectors.answer_for(request.user, pk)
+    if answer is None:
+        raise Http404
+
+    def events() -> Iterator[str]:
+        for event in services.answer_stream(answer_id=answer.pk):
+            if isinstance(event, services.Token):
+                yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
+            else:
+                html = render_to_string(
+                    "qa/_answer_body.html",
+                    {"answer": event.answer, "feedback_form": FeedbackForm(), "my_feedback": None},
+                    request=request,
+                )
+                yield f"event: done\ndata: {json.dumps({'status': event.answer.status, 'html': html})}\n\n"
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must pass each event on at once
+    return response
+
+
+@require_POST
+def answer_generate(request: HttpRequest, pk: int) -> HttpResponse:
+    """The fallback without JavaScript: generate the whole answer, then show the page."""
+    answer = selectors.answer_for(request.user, pk)
+    if answer is None:
+        raise Http404
+    services.answer_generate(answer_id=answer.pk)
+    return redirect(
+        f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
+    )
+
+
+@require_POST
+def answer_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    answer = selectors.answer_for(request.user, pk)
+    if answer is None:
+        raise Http404
+    services.answer_retry(answer_id=answer.pk)
+    return redirect(
+        f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
+    )
+
+
+@require_POST
+def feedback(request: HttpRequest, pk: int) -> HttpResponse:
+    answer = selectors.answer_for(request.user, pk)
+    if answer is None:
+        raise Http404
+    form = FeedbackForm(request.POST)
+    target = f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
+    if not form.is_valid():
+        messages.error(
+            request, "Choose one of the five levels, from strongly disagree to strongly agree."
+        )
+        return redirect(target)
+    try:
+        feedback_submit(
+            answer_id=answer.pk,
+            user=request.user,
+            session_key=request.session.session_key or "",
+            **form.cleaned_data,
+        )
+    except InvalidFeedback as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Thank you: your feedback is saved.")
+    return redirect(target)
+
+
+@require_POST
+def api_ask(request: HttpRequest) -> JsonResponse:
+    """JSON in, JSON out: ``{"question": ...}`` -> the same object ``manage.py ask --json`` prints."""
+    try:
+        payload = json.loads(request.body or b"{}")
+        question = str(payload.get("question", ""))
+    except (ValueError, AttributeError):
+        return JsonResponse({"error": "send a JSON object with a question"}, status=400)
+    try:
+        answer = services.question_submit(
+            question=question, user=request.user, session_key=request.session.session_key or ""
+        )
+    except services.InvalidQuestion as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    answer = services.answer_generate(answer_id=answer.pk)
+    status = 200 if answer.status == Answer.Status.DONE else 503
+    return JsonResponse(answer_json(answer), status=status)

@@ -1,0 +1,109 @@
+"""LoRA adapter folders that describe themselves.
+
+An adapter folder holds peft's files plus ``manifest.json``: version, base model, parent
+adapter, data snapshot, config, metrics, and a SHA-256 per file with one checksum over
+them all. Folders are written under a temporary name and renamed into place, so a
+half-written adapter can never be served; a folder whose files do not match its manifest
+is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+BASE = "base"  # the served version that means "no adapter"
+
+
+class AdapterRefused(RuntimeError):
+    """An adapter folder that must not be served; the message says why."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    base_model: str
+    files: dict[str, str]
+    checksum: str
+    parent: str = BASE
+    algorithm: str = ""
+    data_snapshot: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _combined(files: dict[str, str]) -> str:
+    return hashlib.sha256(
+        "".join(f"{name}\0{sha}\n" for name, sha in sorted(files.items())).encode()
+    ).hexdigest()
+
+
+def write_manifest(folder: Path, *, version: str, base_model: str, **fields: Any) -> Manifest:
+    files = {
+        str(path.relative_to(folder)): _sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = Manifest(
+        version=version, base_model=base_model, files=files, checksum=_combined(files), **fields
+    )
+    (folder / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True))
+    return manifest
+
+
+def publish(temporary: Path, final: Path) -> Path:
+    """Moves a finished adapter folder into place in one rename."""
+    if final.exists():
+        raise FileExistsError(f"adapter folder already exists: {final}")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temporary, final)
+    return final
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise AdapterRefused(f"{folder} has no {MANIFEST}")
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(**data)
+    except (ValueError, TypeError) as exc:
+        raise AdapterRefused(f"{path} is not a valid manifest: {exc}") from exc
+
+
+def verify(folder: Path, *, expected_checksum: str | None = None) -> Manifest:
+    """The manifest, once every file matches it (and the registry's checksum, if given)."""
+    if not folder.is_dir():
+        raise AdapterRefused(f"adapter folder not found: {folder}")
+    manifest = read_manifest(folder)
+    for name, sha in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise AdapterRefused(f"{name} is missing from {folder}")
+        if _sha256(path) != sha:
+            raise AdapterRefused(f"{name} in {folder} does not match its manifest checksum")
+    if _combined(manifest.files) != manifest.checksum:
+        raise AdapterRefused(f"the manifest checksum of {folder} does not match its files")
+    if expected_checksum and expected_checksum != manifest.checksum:
+        raise AdapterRefused(f"{folder} is not the adapter that was registered (checksum differs)")
+    if "adapter_config.json" not in manifest.files:
+        raise AdapterRefused(f"{folder} holds no adapter_config.json")
+    return manifest
+
+
+def discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

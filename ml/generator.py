@@ -1,0 +1,291 @@
+"""Answer generation behind one interface, with two backends.
+
+- ``LocalGenerator``: transformers + peft in this process, the base model plus the served
+  LoRA adapter. Adapters are hot-swapped with ``load_adapter``/``set_adapter`` under the
+  same lock that every generation holds, so a request never mixes two adapters and a swap
+  waits for the request in flight.
+- ``OpenAICompatibleGenerator``: a vLLM (or TGI) server with LoRA enabled, where every
+  adapter version is a distinct model name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ml import adapters
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The model cannot answer now (not loaded, server down). The question is kept."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 192  # help: cap on answer length; answers are trimmed to a full sentence
+    temperature: float = 0.0  # help: 0 means greedy decoding (reproducible answers)
+    top_p: float = 1.0
+    repetition_penalty: float = 1.1
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    model: str
+    adapter: str
+    prompt_tokens: int
+    completion_tokens: int
+    first_token_ms: float
+    generate_ms: float
+    finish_reason: str  # "stop" or "length"
+
+
+class Generator(Protocol):
+    model_name: str
+
+    @property
+    def served_adapter(self) -> str: ...
+
+    def stream(
+        self, messages: list[dict[str, str]], settings: GenerationSettings
+    ) -> Iterator[str | GenerationResult]:
+        """Yields text pieces as they are generated, then one GenerationResult."""
+        ...
+
+    def activate(self, version: str, path: Path | None, checksum: str | None) -> None:
+        """Serves ``version`` from now on (``base``: no adapter); raises AdapterRefused."""
+        ...
+
+
+class LocalGenerator:
+    def __init__(self, model_path: Path, *, device: str | None = None, keep_adapters: int = 2):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ml.models import default_device, ensure_pad_token
+
+        if not (model_path / "config.json").is_file():
+            raise GeneratorUnavailable(f"no model at {model_path} (run: manage.py setup_models)")
+        self.device = device or default_device()
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device)
+        ensure_pad_token(self.tokenizer, self.model)
+        self.model.eval()
+        self.model_name = model_path.name
+        self.keep_adapters = keep_adapters
+        self._peft: Any = None
+        self._served = adapters.BASE
+        self._loaded: list[str] = []
+        # One generation (or swap) at a time in this process.
+        self._lock = threading.Lock()
+        stop_ids = {self.tokenizer.eos_token_id}
+        for token in ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>"):
+            token_id = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
+                stop_ids.add(token_id)
+        stop_ids.discard(self.tokenizer.pad_token_id)
+        self._stop_ids = sorted(i for i in stop_ids if i is not None)
+
+    @property
+    def served_adapter(self) -> str:
+        return self._served
+
+    def activate(self, version: str, path: Path | None, checksum: str | None) -> None:
+        if version == adapters.BASE:
+            with self._lock:
+                self._served = adapters.BASE
+            return
+        if path is None:
+            raise adapters.AdapterRefused(f"adapter {version} has no folder")
+        manifest = adapters.verify(path, expected_checksum=checksum)  # outside the lock: hashing
+        if manifest.version != version:
+            raise adapters.AdapterRefused(f"{path} holds adapter {manifest.version}, not {version}")
+        with self._lock:
+            if self._peft is None:
+                from peft import PeftModel
+
+                self._peft = PeftModel.from_pretrained(
+                    self.model, str(path), adapter_name=version, is_trainable=False
+                )
+                self._peft.eval()
+            elif version not in self._loaded:
+                self._peft.load_adapter(str(path), adapter_name=version, is_trainable=False)
+            if version not in self._loaded:
+                self._loaded.append(version)
+            self._peft.set_adapter(version)
+            self._served = version
+            # Keep the last few for a quick rollback; drop the rest to bound memory.
+            while len(self._loaded) > self.keep_adapters:
+                old = self._loaded.pop(0)
+                self._peft.delete_adapter(old)
+
+    def stream(
+        self, messages: list[dict[str, str]], settings: GenerationSettings
+    ) -> Iterator[str | GenerationResult]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        encoded = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        input_ids = encoded["input_ids"].to(self.device)
+        attention_mask = encoded["attention_mask"].to(self.device)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
+        )
+        output: dict[str, Any] = {}
+        with self._lock:
+            adapter = self._served
+            model = self._peft if self._peft is not None else self.model
+            disable = (
+                self._peft.disable_adapter()
+                if self._peft is not None and adapter == adapters.BASE
+                else contextlib.nullcontext()
+            )
+
+            def run() -> None:
+                try:
+                    with torch.inference_mode(), disable:
+                        output["ids"] = model.generate(
+                            input_ids=input_ids,
+                            attention_mask=attention_mask,
+                            max_new_tokens=settings.max_new_tokens,
+                            do_sample=settings.temperature > 0,
+                            temperature=settings.temperature if settings.temperature > 0 else None,
+                            top_p=settings.top_p if settings.temperature > 0 else None,
+                            repetition_penalty=settings.repetition_penalty,
+                            eos_token_id=self._stop_ids,
+                            pad_token_id=self.tokenizer.pad_token_id,
+                            streamer=streamer,
+                        )
+                except BaseException as exc:  # handed to the consumer below
+                    output["error"] = exc
+                    streamer.end()
+
+            started = time.perf_counter()
+            first_token: float | None = None
+            pieces: list[str] = []
+            worker = threading.Thread(target=run, name="generate", daemon=True)
+            worker.start()
+            try:
+                for piece in streamer:
+                    if not piece:
+                        continue
+                    if first_token is None:
+                        first_token = time.perf_counter()
+                    pieces.append(piece)
+                    yield piece
+            finally:
+                # Even when the consumer stops early, finish generating before releasing
+                # the lock: the next request must not start on a busy model.
+                worker.join()
+            if "error" in output:
+                raise GeneratorUnavailable(f"generation failed: {output['error']}") from output[
+                    "error"
+                ]
+            finished = time.perf_counter()
+        prompt_tokens = int(input_ids.shape[1])
+        completion = output["ids"][0][prompt_tokens:]
+        completion_tokens = int(completion.shape[0])
+        stopped = completion_tokens > 0 and int(completion[-1]) in self._stop_ids
+        yield GenerationResult(
+            text="".join(pieces),
+            model=self.model_name,
+            adapter=adapter,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            first_token_ms=round(((first_token or finished) - started) * 1000, 1),
+            generate_ms=round((finished - started) * 1000, 1),
+            finish_reason="stop"
+            if stopped or completion_tokens < settings.max_new_tokens
+            else "length",
+        )
+
+
+class OpenAICompatibleGenerator:
+    """A chat-completions server (vLLM with ``--enable-lora``): each adapter version is
+    served under its own model name, so a reload can never return a stale cached adapter."""
+
+    def __init__(self, base_url: str, *, model: str, api_key: str = "none", timeout: float = 120):
+        from openai import OpenAI
+
+        self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1)
+        self.model_name = model
+        self._served = adapters.BASE
+        self._lock = threading.Lock()
+
+    @property
+    def served_adapter(self) -> str:
+        return self._served
+
+    def activate(self, version: str, path: Path | None, checksum: str | None) -> None:
+        if version != adapters.BASE:
+            import openai
+
+            try:
+                names = {m.id for m in self.client.models.list()}
+            except openai.OpenAIError as exc:
+                raise adapters.AdapterRefused(f"cannot list the server's models: {exc}") from exc
+            if version not in names:
+                raise adapters.AdapterRefused(
+                    f"the generation server does not serve adapter {version}"
+                )
+        with self._lock:
+            self._served = version
+
+    def stream(
+        self, messages: list[dict[str, str]], settings: GenerationSettings
+    ) -> Iterator[str | GenerationResult]:
+        import openai
+
+        with self._lock:
+            adapter = self._served
+        model = self.model_name if adapter == adapters.BASE else adapter
+        started = time.perf_counter()
+        first_token: float | None = None
+        pieces: list[str] = []
+        usage = None
+        finish = "stop"
+        try:
+            response = self.client.chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            for event in response:
+                usage = event.usage or usage
+                for choice in event.choices:
+                    finish = choice.finish_reason or finish
+                    piece = choice.delta.content or ""
+                    if piece:
+                        if first_token is None:
+                            first_token = time.perf_counter()
+                        pieces.append(piece)
+                        yield piece
+        except openai.OpenAIError as exc:
+            raise GeneratorUnavailable(f"the generation server did not answer: {exc}") from exc
+        finished = time.perf_counter()
+        yield GenerationResult(
+            text="".join(pieces),
+            model=model,
+            adapter=adapter,
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or len(pieces),
+            first_token_ms=round(((first_token or finished) - started) * 1000, 1),
+            generate_ms=round((finished - started) * 1000, 1),
+            finish_reason="length" if finish == "length" else "stop",
+        )

@@ -1,0 +1,112 @@
+"""The answering prompt and what is read back out of an answer: citations and refusals.
+
+The template is versioned: every stored answer names the version it was built with, so a
+later change of wording never mixes with old training data unnoticed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TEMPLATE_VERSION = "answer-v1"
+DECLINE = "The documents I searched do not cover this."
+
+SYSTEM = (
+    "You are Plumbline, an assistant for engineers who design and build facilities. "
+    "Answer the question using only the numbered passages from design-criteria documents. "
+    "Give the requirement with its numbers and units, in two or three sentences, and cite "
+    "the passages you used with their numbers in square brackets, like [1]. "
+    f'If the passages do not contain the answer, reply exactly: "{DECLINE}"'
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    number: int  # 1-based, as cited in the answer: [1]
+    chunk_id: int
+    document: str
+    page: int | None  # PDF page index; None for documents without pages
+    section: str
+    text: str
+
+    @property
+    def source(self) -> str:
+        where = [self.document]
+        if self.page is not None:
+            where.append(f"page {self.page}")
+        if self.section:
+            where.append(f"§{self.section}")
+        return ", ".join(where)
+
+
+def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str]]:
+    context = "\n\n".join(f"[{p.number}] ({p.source})\n{p.text}" for p in passages)
+    user = f"Passages:\n{context}\n\nQuestion: {question}"
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+_CITATION = re.compile(r"\[(\d{1,2})(?:\s*[,;]\s*(\d{1,2}))*\]")
+_NUMBER = re.compile(r"\d{1,2}")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+_DECLINE_PATTERNS = re.compile(
+    r"(do(es)? not (cover|contain|mention|address|specify)|not (covered|mentioned|specified) in"
+    r"|no information|cannot (find|answer)|can't (find|answer)|not able to find)",
+    re.IGNORECASE,
+)
+
+
+def cited_numbers(answer: str, passage_count: int) -> list[int]:
+    """Passage numbers cited as [n] or [n, m], in order of first mention, valid ones only."""
+    numbers: list[int] = []
+    for match in _CITATION.finditer(answer):
+        for raw in _NUMBER.findall(match.group(0)):
+            number = int(raw)
+            if 1 <= number <= passage_count and number not in numbers:
+                numbers.append(number)
+    return numbers
+
+
+def strip_invalid_citations(answer: str, passage_count: int) -> str:
+    """Removes marks such as [7] that point at no passage (small models invent them)."""
+
+    def keep(match: re.Match[str]) -> str:
+        valid = [n for n in _NUMBER.findall(match.group(0)) if 1 <= int(n) <= passage_count]
+        return f"[{', '.join(valid)}]" if valid else ""
+
+    return re.sub(
+        r"\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]",
+        lambda m: (" " + keep(m)) if keep(m) else "",
+        answer,
+    )
+
+
+def is_decline(answer: str) -> bool:
+    return DECLINE.lower() in answer.lower() or bool(_DECLINE_PATTERNS.search(answer[:200]))
+
+
+def trim_to_sentence(text: str) -> str:
+    """An answer cut by the token limit ends at its last full sentence, not mid-word."""
+    text = text.strip()
+    if not text or _SENTENCE_END.search(text[-1:]) or text.endswith((".", "!", "?", "]")):
+        return text
+    ends = list(_SENTENCE_END.finditer(text))
+    if not ends:
+        return text
+    cut = ends[-1].end()
+    # Keep a citation that directly follows the sentence end: "... 55°F [2]."
+    tail = re.match(r"\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]", text[cut:])
+    if tail:
+        cut += tail.end()
+    return text[:cut].strip()
+
+
+def split_sentences(text: str) -> list[str]:
+    parts: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        parts.append(text[start : match.end()])
+        start = match.end()
+    if text[start:].strip():
+        parts.append(text[start:])
+    return [p for p in parts if p.strip()]
