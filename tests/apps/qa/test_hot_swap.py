@@ -1,0 +1,157 @@
+"""Promoting adapters while a real web server answers: later answers carry the new
+adapter, earlier ones the old, none fails, and the server process never restarts."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from apps.adapters import services as adapters
+from apps.adapters.models import AdapterVersion
+from tests import support
+from tests.apps.qa.conftest import FORKLIFT
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return sorted(int(p) for p in out.split())
+
+
+def _login(base: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{base}/accounts/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    session.post(
+        f"{base}/accounts/login/",
+        data={"username": "eve", "password": "pw-eve", "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/accounts/login/"},
+        timeout=10,
+    )
+    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
+    session.headers["Referer"] = base
+    return session
+
+
+def test_promotion_while_answering(
+    worker_env: dict[str, str], base_model_path: Path, tmp_path: Path, small_pdf: bytes
+):
+    support.ingest("UFC_3-410-01.pdf", small_pdf)
+    support.make_user("eve", "engineers")
+    for version, seed in (("v1", 1), ("v2", 2), ("v3", 3)):
+        adapters.adapter_register(
+            path=support.make_adapter(base_model_path, tmp_path / "adapters", version, seed=seed)
+        )
+    adapters.adapter_promote(version="v1")
+
+    port = _free_port()
+    env = {
+        **worker_env,
+        "GENERATOR_MODEL_PATH": str(base_model_path),
+        "GENERATION_MAX_NEW_TOKENS": "12",
+        "ANSWER_MIN_SIMILARITY": "0",
+        # The Redis notice must do the work: the periodic back-up check is slower than the test.
+        "ADAPTER_CHECK_SECONDS": "120",
+    }
+    log = (tmp_path / "web.log").open("wb")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--timeout",
+            "300",
+        ],
+        cwd=support.REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        support.wait_for(lambda: _up(base), timeout=60, message="the web server")
+        session = _login(base)
+        pids_before = [server.pid, *_children(server.pid)]
+
+        def ask() -> dict[str, object]:
+            response = session.post(
+                f"{base}/ask/api/answers", json={"question": FORKLIFT}, timeout=300
+            )
+            return {**response.json(), "http": response.status_code, "finished": time.monotonic()}
+
+        first = ask()
+        assert first["http"] == 200 and first["adapter"] == "v1", first
+
+        results: list[dict[str, object]] = []
+        threads = [threading.Thread(target=lambda: results.append(ask())) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.3)
+        while len(results) < 2:
+            time.sleep(0.1)
+        promoted_at = time.monotonic()
+        adapters.adapter_promote(version="v2", reason="test")
+        for thread in threads:
+            thread.join(300)
+
+        assert [r["http"] for r in results] == [200] * 6, results
+        in_order = [r["adapter"] for r in sorted(results, key=lambda r: r["finished"])]
+        assert set(in_order) == {"v1", "v2"}, in_order
+        assert in_order == sorted(in_order), (
+            f"an old adapter answered after the new one: {in_order}"
+        )
+        assert all(r["adapter"] == "v1" for r in results if r["finished"] < promoted_at)
+        assert ask()["adapter"] == "v2"
+
+        # A folder that no longer matches its manifest is refused; v2 stays served.
+        v3 = AdapterVersion.objects.get(version="v3")
+        (Path(v3.path) / "adapter_model.safetensors").write_bytes(b"tampered")
+        adapters.adapter_promote(version="v3")
+        support.wait_for(
+            lambda: AdapterVersion.objects.get(version="v3").refused_reason != "",
+            timeout=30,
+            message="the refusal",
+        )
+        after = ask()
+        assert after["http"] == 200 and after["adapter"] == "v2"
+        assert (
+            "does not match its manifest" in AdapterVersion.objects.get(version="v3").refused_reason
+        )
+
+        assert [server.pid, *_children(server.pid)] == pids_before, (
+            "the web server restarted a process"
+        )
+    except BaseException:
+        print((tmp_path / "web.log").read_text()[-6000:])
+        raise
+    finally:
+        support.stop(server)
+
+
+def _up(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=2).ok
+    except requests.RequestException:
+        return False

@@ -1,0 +1,104 @@
+"""A real browser (Debian's Chromium driven by Playwright) against a live portal: log in,
+ask, watch the answer stream in, follow its citation to the PDF page, rate it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from apps.feedback.models import Feedback
+from apps.qa.models import Answer
+from tests import support
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path):
+    # Playwright's sync API runs an event loop in this thread; the live server's ORM calls
+    # run in their own threads, but the test's own checks would trip Django's guard.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # A fresh, empty profile for every run (Playwright makes one per persistent context).
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=FLAGS
+        )
+        page = context.new_page()
+        yield page
+        context.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def test_ask_stream_cite_and_rate(
+    live_server, browser_page, settings, base_model_path: Path, tmp_path: Path
+):
+    settings.GENERATOR_MODEL_PATH = str(base_model_path)
+    settings.GENERATION_MAX_NEW_TOKENS = 48
+    ufc = support.ingest(support.UFC.name, support.UFC.read_bytes())
+    support.make_user("eve", "engineers")
+    page = browser_page
+
+    page.goto(f"{live_server.url}/")
+    page.fill("input[name=username]", "eve")
+    page.fill("input[name=password]", "pw-eve")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ask/")
+
+    page.fill(
+        "textarea[name=question]", "What is the minimum temperature for warehouse forklift areas?"
+    )
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/ask/c/*/**")
+    # Tokens arrive before the answer is finished: the live text grows while it streams.
+    page.wait_for_function(
+        "document.querySelector('.answer-live .text')?.textContent.length > 0", timeout=120_000
+    )
+    page.wait_for_selector(".resources", timeout=180_000)
+    answer = Answer.objects.get()
+    assert answer.status == "done", answer.error
+
+    links = page.eval_on_selector_all(
+        ".resources a, a.cite-mark", "els => els.map(e => e.getAttribute('href'))"
+    )
+    assert f"/documents/{ufc.pk}/file#page=25" in links, links
+    marks = page.eval_on_selector_all("a.cite-mark", "els => els.map(e => e.getAttribute('href'))")
+    cited_pages = {c["page"] for c in answer.citations}
+    assert len(marks) == len([m for m in marks if "#page=" in m]) and (not marks or cited_pages)
+
+    pdf = page.request.get(f"{live_server.url}/documents/{ufc.pk}/file")
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+
+    page.check("input[name=score][value='4']")
+    page.click("summary:has-text('Add a better answer or a note')")
+    page.fill("textarea[name=note]", "See also 3-5.3.4 on page 25.")
+    page.click("button:has-text('Send feedback')")
+    page.wait_for_selector("text=your feedback is saved")
+    feedback = Feedback.objects.get()
+    assert (feedback.answer_id, feedback.score, feedback.note) == (
+        answer.pk,
+        4,
+        "See also 3-5.3.4 on page 25.",
+    )
+    page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+    shutil.copy(tmp_path / "answer.png", support.REPO / "var" / "test" / "browser-answer.png")
