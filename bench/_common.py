@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,3 +98,27 @@ def percentile(values: Sequence[float], p: float) -> float:
     rank = (len(ordered) - 1) * p / 100
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def timed(run: Callable[[], object]) -> float:
+    """Milliseconds that ``run()`` takes."""
+    started = time.perf_counter()
+    run()
+    return 1000 * (time.perf_counter() - started)
+
+
+def latency_summary(ms: Sequence[float]) -> str:
+    p50, p95, p99 = (percentile(ms, p) for p in (50, 95, 99))
+    mean = statistics.fmean(ms)
+    return (
+        f"p50 {p50:6.1f}  p95 {p95:6.1f}  p99 {p99:6.1f}  mean {mean:6.1f}  max {max(ms):6.1f} ms"
+    )
+
+
+def show(label: str, value: object) -> None:
+    """One figure of a benchmark's report: a label column, then the value."""
+    print(f"{label:30s} {value}")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "BELOW TARGET"

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from _common import CORPUS_PDFS, HSG150, ingest_file, migrate, progress
+import numpy as np
+
+# Its own runtime folder, so no other benchmark's library is emptied or mixed in.
+os.environ.setdefault(
+    "PORTAL_VAR_DIR",
+    str(Path(__file__).resolve().parents[1] / "var" / "bench" / "ingest"),
+)
+from _common import CORPUS_PDFS, HSG150, ingest_file, migrate, progress, show, verdict
 from django.conf import settings
 from django.db import connection
 
@@ -23,6 +33,7 @@ from apps.documents import services
 from apps.documents.embedding import get_embedder, passage_text
 from apps.documents.models import Chunk, Document, LexemeStat
 from ml.chunking import chunk_pages
+from ml.embeddings import SentenceTransformerEmbedder
 from ml.parsing import detect_kind, extract_pages, tesseract_ocr
 
 TARGET_RATIO = 0.8
@@ -53,6 +64,21 @@ def passage_texts() -> list[str]:
     return texts
 
 
+def time_calls(embedder: SentenceTransformerEmbedder, seconds: list[float]) -> None:
+    """Records how long each embed() call takes. The service gets this same cached embedder,
+    so this splits an ingest into embedding and the rest (parsing, chunking, SQL)."""
+    embed = embedder.embed
+
+    def timed_embed(texts: Sequence[str]) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return embed(texts)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    embedder.embed = timed_embed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
@@ -64,12 +90,15 @@ def main() -> None:
     embedder.embed(["warm-up passage about ventilation air"] * services.EMBED_BATCH_CHUNKS)
     progress("embedder loaded and warmed up")
 
+    embed_calls: list[float] = []
+    time_calls(embedder, embed_calls)
     started = time.perf_counter()
     documents = []
     for path in FILES:
         documents.append(ingest_file(path))
         progress(f"ingested {path.name}: {documents[-1].chunks_count} chunks")
     ingest_s = time.perf_counter() - started
+    del embedder.embed  # back to the class's method for the raw timing
     pages = sum(d.pages_total for d in documents)
     chunks = sum(d.chunks_count for d in documents)
 
@@ -90,6 +119,7 @@ def main() -> None:
         "ingest_s": round(ingest_s, 2),
         "ingest_pages_per_s": round(pages / ingest_s, 2),
         "ingest_chunks_per_s": round(chunks / ingest_s, 2),
+        "ingest_embedding_s": round(sum(embed_calls), 2),
         "raw_embed_chunks": len(texts),
         "raw_embed_s": round(raw_s, 2),
         "raw_embed_chunks_per_s": round(len(texts) / raw_s, 2),
@@ -97,20 +127,22 @@ def main() -> None:
         "ratio": round((pages / ingest_s) / (pages / raw_s), 3),
         "target_ratio": TARGET_RATIO,
     }
-    verdict = "PASS" if figures["ratio"] >= TARGET_RATIO else "BELOW TARGET"
-    print(f"files                       {', '.join(p.name for p in FILES)}")
-    print(f"pages                       {pages}")
-    print(f"chunks                      {chunks}")
-    print(f"ingest seconds              {ingest_s:.2f}")
-    print(f"ingest pages/s              {figures['ingest_pages_per_s']:.2f}")
-    print(f"ingest chunks/s             {figures['ingest_chunks_per_s']:.2f}")
-    print(f"raw embed seconds           {raw_s:.2f}  ({len(texts)} passages, batches of {batch})")
-    print(f"raw embed chunks/s          {figures['raw_embed_chunks_per_s']:.2f}")
-    print(f"embedder-equivalent pages/s {figures['embedder_pages_per_s']:.2f}")
-    ratio = figures["ratio"]
-    print(f"ingest / raw embedder       {ratio:.3f}  (target >= {TARGET_RATIO})  {verdict}")
+    ok = verdict(figures["ratio"] >= TARGET_RATIO)
+    show("files", ", ".join(p.name for p in FILES))
+    show("pages", pages)
+    show("chunks", chunks)
+    show("ingest seconds", f"{ingest_s:.2f}")
+    show("ingest pages/s", f"{figures['ingest_pages_per_s']:.2f}")
+    show("ingest chunks/s", f"{figures['ingest_chunks_per_s']:.2f}")
+    embedding_s = sum(embed_calls)
+    share = f"{embedding_s / ingest_s:.1%} of the ingest; other work {ingest_s - embedding_s:.2f}"
+    show("  of which embedding seconds", f"{embedding_s:.2f}  ({share})")
+    show("raw embed seconds", f"{raw_s:.2f}  ({len(texts)} passages, {batch} per call)")
+    show("raw embed chunks/s", f"{figures['raw_embed_chunks_per_s']:.2f}")
+    show("embedder-equivalent pages/s", f"{figures['embedder_pages_per_s']:.2f}")
+    show("ingest / raw embedder", f"{figures['ratio']:.3f}  (target >= {TARGET_RATIO})  {ok}")
     if args.json:
-        print(json.dumps({"benchmark": "ingest_throughput", **figures, "verdict": verdict}))
+        print(json.dumps({"benchmark": "ingest_throughput", **figures, "verdict": ok}))
 
 
 if __name__ == "__main__":

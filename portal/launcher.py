@@ -175,17 +175,33 @@ class Launcher:
         self.stop()
         return exit_code
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20) -> None:
+        """SIGTERM to every child, then SIGKILL to whatever of the whole process tree is
+        still alive after ``grace`` seconds: no orphaned web or pool worker survives."""
+        import psutil
+
+        tree = psutil.Process().children(recursive=True)
         for child in self.children:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + grace
         for child in self.children:
             if child.process is None:
                 continue
             try:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.process.kill()
+                self.log(f"{child.name} did not stop within {grace:.0f} s; killing it.")
+        for process in tree:
+            if self.redis is not None and self.redis.process is not None and process.pid == self.redis.process.pid:
+                continue
+            try:
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    process.kill()
+            except psutil.NoSuchProcess:
+                continue
+        for child in self.children:
+            if child.process is not None:
+                child.process.poll()  # reap
         if self.redis is not None:
             self.redis.stop()

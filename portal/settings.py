@@ -170,7 +170,7 @@ DEMO_CORPUS_DIR = env_path("PORTAL_DEMO_CORPUS", BASE_DIR.parent / "shared" / "c
 EMBEDDING_MODEL_PATH = env_str("EMBEDDING_MODEL_PATH", "") or ""
 EMBEDDING_DIMENSIONS = 384
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32, minimum=1)
-SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 100, minimum=10)
+SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 200, minimum=10)
 OCR_ENABLED = env_bool("OCR_ENABLED", True)  # used only when Debian's tesseract is installed
 
 # --- Answering ----------------------------------------------------------------------------

@@ -15,6 +15,10 @@ from apps.documents.models import Chunk, Document, Page
 
 RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the value from the original paper
 CANDIDATES = 50  # how deep each ranking goes before fusion
+# Full-text candidates come from the query's rarest words, whose passages may add up to at
+# most this share of the library (or SEED_ROWS, whichever is larger).
+SEED_SHARE = 0.02
+SEED_ROWS = 300
 MAX_QUERY_CHARS = 1000
 _MARK_START, _MARK_STOP = "\x02", "\x03"
 
@@ -83,14 +87,29 @@ total AS (
     SELECT greatest(coalesce(max(chunks), 0), 1) AS n FROM documents_lexemestat WHERE lexeme = ''
 ),
 terms AS (
-    -- BM25's IDF; words in more than a quarter of all passages carry no signal and would
-    -- only make the scan longer.
-    SELECT ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
+    -- BM25's IDF; words in more than a quarter of all passages carry no signal.
+    SELECT q.lexeme, s.chunks AS df,
+           ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
            to_tsquery('simple', quote_literal(q.lexeme)) AS tsq
     FROM query_terms q
     JOIN documents_lexemestat s ON s.lexeme = q.lexeme AND q.lexeme <> ''
     CROSS JOIN total
     WHERE s.chunks > 0 AND s.chunks <= greatest(total.n * 0.25, 20)
+),
+seed AS (
+    -- Full-text candidates must hold one of the query's rarer words: its words from the
+    -- rarest up, while their passages add up to a small budget (the rarest word alone may
+    -- use four times that). Scoring every word over every match would read most of a large
+    -- library for a question of common words, which the vector side serves better anyway.
+    -- All the query's words then score the candidates.
+    SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS tsq
+    FROM (
+        SELECT lexeme, row_number() OVER (ORDER BY df, lexeme) AS position,
+               sum(df) OVER (ORDER BY df, lexeme) AS cumulative
+        FROM terms
+    ) ranked, total
+    WHERE cumulative <= greatest(total.n * %(seed_share)s, %(seed_rows)s)
+       OR (position = 1 AND cumulative <= 4 * greatest(total.n * %(seed_share)s, %(seed_rows)s))
 ),
 vector_hits AS (
     SELECT id, row_number() OVER (ORDER BY distance) AS rank
@@ -105,11 +124,9 @@ vector_hits AS (
 text_hits AS (
     SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank
     FROM (
-        SELECT c.id, sum(terms.idf) AS text_score
-        FROM terms
-        JOIN documents_chunk c ON c.search_vector @@ terms.tsq
-        WHERE c.searchable {document_filter}
-        GROUP BY c.id
+        SELECT c.id, (SELECT sum(t.idf) FROM terms t WHERE c.search_vector @@ t.tsq) AS text_score
+        FROM documents_chunk c, seed
+        WHERE c.searchable AND c.search_vector @@ seed.tsq {document_filter}
         ORDER BY text_score DESC, c.id
         LIMIT %(candidates)s
     ) matching
@@ -146,6 +163,39 @@ ORDER BY fused.score DESC, c.id
 """
 
 
+def search_statement(
+    *,
+    query: str,
+    vector: Sequence[float],
+    k: int,
+    document_ids: Sequence[int] | None = None,
+    candidates: int = CANDIDATES,
+) -> tuple[str, dict[str, object]]:
+    """The hybrid search SQL and its parameters (benchmarks EXPLAIN exactly this)."""
+    params: dict[str, object] = {
+        "text": query,
+        "vector": _vector_literal(vector),
+        "candidates": max(candidates, k),
+        "rrf_k": RRF_K,
+        "k": k,
+        "seed_share": SEED_SHARE,
+        "seed_rows": SEED_ROWS,
+    }
+    document_filter = ""
+    if document_ids:
+        document_filter = "AND c.document_id = ANY(%(document_ids)s)"
+        params["document_ids"] = list(document_ids)
+    return _SEARCH_SQL.format(document_filter=document_filter), params
+
+
+def search_session(cursor: object, *, candidates: int = CANDIDATES) -> None:
+    """Per-transaction settings for search. A document filter can leave the HNSW scan short
+    of candidates; iterative scans keep it going until it has enough."""
+    cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_EF_SEARCH, candidates))}")  # type: ignore[attr-defined]
+    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # type: ignore[attr-defined]
+    cursor.execute("SET LOCAL work_mem = '32MB'")  # type: ignore[attr-defined]
+
+
 def search_chunks(
     *,
     query: str,
@@ -157,33 +207,20 @@ def search_chunks(
     """Hybrid search: HNSW cosine neighbours and full-text matches, fused by reciprocal rank.
 
     Only searchable chunks (current versions of ready documents) are considered. The
-    full-text side ORs the query's terms, so a question written in sentences still
-    matches passages that hold only some of its words.
+    full-text side scores a passage by the summed IDF of the query words it holds, so a
+    question written in sentences still matches passages with only some of its words, and
+    a rare word ("forklift") outweighs common ones ("temperature").
     """
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     if not query:
         return []
     k = max(1, min(k, 100))
     vector = query_vector if query_vector is not None else get_embedder().embed([query])[0]
-    params: dict[str, object] = {
-        "text": query,
-        "vector": _vector_literal(vector),
-        "candidates": max(candidates, k),
-        "rrf_k": RRF_K,
-        "k": k,
-    }
-    document_filter = ""
-    if document_ids:
-        document_filter = "AND c.document_id = ANY(%(document_ids)s)"
-        params["document_ids"] = list(document_ids)
-    sql = _SEARCH_SQL.format(document_filter=document_filter)
+    sql, params = search_statement(
+        query=query, vector=vector, k=k, document_ids=document_ids, candidates=candidates
+    )
     with transaction.atomic(), connection.cursor() as cursor:
-        # SET LOCAL lasts for this transaction only. A document filter can leave the HNSW
-        # scan short of candidates; iterative scans keep it going until it has enough.
-        cursor.execute(
-            f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_EF_SEARCH, candidates))}"
-        )
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        search_session(cursor, candidates=candidates)  # SET LOCAL: this transaction only
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [

@@ -1,0 +1,171 @@
+"""Answer quality and speed on ../shared/eval/sample-qa.jsonl with the served generator.
+
+Prints: citation accuracy (the answer cites the gold page), key-fact recall, the share of
+unanswerable questions correctly declined (and of answerable ones wrongly declined), the
+latency split (retrieve / first token / generate / total), the portal's overhead (all but
+the model's own work) as a share of answer time (target <= 10%), and adapter swap times.
+
+Runs in its own folder (var/bench/answers) so the synthetic rows of search_latency.py do not
+become answer passages. Usage: bench/answer_quality.py [--limit N] [--max-new-tokens N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PORTAL_VAR_DIR", str(REPO / "var" / "bench" / "answers"))
+os.environ.setdefault("ADAPTER_WATCH", "false")
+sys.path.insert(0, str(REPO / "bench"))
+
+from _common import (  # noqa: E402
+    CORPUS_PDFS,
+    ensure_ingested,
+    load_qa,
+    migrate,
+    percentile,
+    progress,
+    show,
+    verdict,
+)
+from django.conf import settings  # noqa: E402
+
+from apps.qa import generation, services  # noqa: E402
+from apps.qa.models import Answer  # noqa: E402
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace("°", " ").replace("-", " ").split())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, default=0, help="first N questions only")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings.GENERATION_MAX_NEW_TOKENS = args.max_new_tokens
+    migrate()
+    documents = {d.filename: d for d in ensure_ingested(CORPUS_PDFS)}
+    progress("preparing and loading the answer model")
+    base = generation.setup_base_model()
+    generator = generation.get_generator(watch=False)
+    rows = load_qa()[: args.limit or None]
+
+    answers: list[tuple[dict, Answer]] = []
+    for number, row in enumerate(rows, start=1):
+        answer = services.question_submit(
+            question=str(row["question"]), user=None, session_key="bench"
+        )
+        answers.append((row, services.answer_generate(answer_id=answer.pk)))
+        progress(f"{number}/{len(rows)} {row['id']}: {answers[-1][1].text[:70]!r}")
+
+    answerable = [(r, a) for r, a in answers if r["answerable"]]
+    unanswerable = [(r, a) for r, a in answers if not r["answerable"]]
+    cited = sum(
+        any(
+            c["page"] == r["page"] and c["document_id"] == documents[r["document"]].pk
+            for c in a.citations
+        )
+        for r, a in answerable
+    )
+    given = sum(
+        any(
+            p["page"] == r["page"] and p["document_id"] == documents[r["document"]].pk
+            for p in a.retrieved
+        )
+        for r, a in answerable
+    )
+    recall = statistics.fmean(
+        sum(_norm(f) in _norm(a.text) for f in r["key_facts"]) / len(r["key_facts"])
+        for r, a in answerable
+    )
+    declined_right = sum(a.declined for _, a in unanswerable)
+    declined_wrong = sum(a.declined for _, a in answerable)
+    generated = [a for _, a in answers if a.generate_ms]
+    overhead = [a.total_ms - a.generate_ms for a in generated]
+    share = sum(overhead) / sum(a.total_ms for a in generated) if generated else float("nan")
+
+    swap = _adapter_swaps(generator, base)
+    figures = {
+        "questions": len(answers),
+        "citation_accuracy": cited / len(answerable),
+        "gold_page_in_passages": given / len(answerable),
+        "key_fact_recall": recall,
+        "unanswerable_declined": declined_right / max(1, len(unanswerable)),
+        "answerable_wrongly_declined": declined_wrong / len(answerable),
+        "retrieve_ms_p50": percentile([a.retrieve_ms for _, a in answers], 50),
+        "first_token_ms_p50": percentile([a.first_token_ms for a in generated], 50),
+        "generate_ms_p50": percentile([a.generate_ms for a in generated], 50),
+        "total_ms_p50": percentile([a.total_ms for _, a in answers], 50),
+        "total_ms_p95": percentile([a.total_ms for _, a in answers], 95),
+        "overhead_ms_p50": percentile(overhead, 50),
+        "overhead_share": share,
+        "tokens_per_s": sum(a.completion_tokens or 0 for a in generated)
+        / (sum(a.generate_ms for a in generated) / 1000),
+        **swap,
+    }
+    show(
+        "questions",
+        f"{len(answers)} ({len(answerable)} answerable), max {args.max_new_tokens} new tokens",
+    )
+    show(
+        "citation accuracy",
+        f"{figures['citation_accuracy']:.3f}  (gold page among the passages given: {figures['gold_page_in_passages']:.3f})",
+    )
+    show("key-fact recall", f"{recall:.3f}")
+    show(
+        "unanswerable declined",
+        f"{declined_right}/{len(unanswerable)}  (answerable wrongly declined: {declined_wrong}/{len(answerable)})",
+    )
+    show(
+        "latency p50 (ms)",
+        f"retrieve {figures['retrieve_ms_p50']:.0f} | first token {figures['first_token_ms_p50']:.0f} | generate {figures['generate_ms_p50']:.0f} | total {figures['total_ms_p50']:.0f} (p95 {figures['total_ms_p95']:.0f})",
+    )
+    show("generation speed", f"{figures['tokens_per_s']:.1f} tokens/s")
+    show(
+        "portal overhead",
+        f"{share:.1%} of answer time, p50 {figures['overhead_ms_p50']:.0f} ms  target <= 10%  {verdict(share <= 0.10)}",
+    )
+    show(
+        "adapter swap (ms)",
+        ", ".join(f"{k.removeprefix('swap_')} {v:.0f}" for k, v in swap.items()),
+    )
+    if args.json:
+        print(json.dumps(figures))
+
+
+def _adapter_swaps(generator: object, base: Path) -> dict[str, float]:
+    """Milliseconds to verify and load a new adapter, to switch between loaded ones, and to
+    go back to the base model, on random LoRA adapters of the served base model."""
+    sys.path.insert(0, str(REPO))
+    from ml import adapters
+    from tests.support import make_adapter
+
+    folder = Path(tempfile.mkdtemp(prefix="swap-", dir=settings.VAR_DIR))
+    one, two = (make_adapter(base, folder, f"bench-{seed}", seed=seed) for seed in (1, 2))
+    timings: dict[str, float] = {}
+
+    def clock(name: str, action) -> None:
+        started = time.perf_counter()
+        action()
+        timings[name] = (time.perf_counter() - started) * 1000
+
+    clock("swap_verify_manifest", lambda: adapters.verify(two))
+    clock("swap_first_adapter", lambda: generator.activate("bench-1", one, None))
+    clock("swap_load_new", lambda: generator.activate("bench-2", two, None))
+    clock("swap_to_loaded", lambda: generator.activate("bench-1", one, None))
+    clock("swap_to_base", lambda: generator.activate("base", None, None))
+    adapters.discard(folder)
+    return timings
+
+
+if __name__ == "__main__":
+    main()
