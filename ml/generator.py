@@ -21,6 +21,45 @@ from typing import Any, Protocol
 from ml import adapters
 
 
+class Turns:
+    """One model user at a time, where a waiting adapter swap goes before any generation
+    that has not started yet (a plain lock is unfair: under steady load a swap could wait
+    behind queued requests indefinitely)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._busy = False
+        self._swaps_waiting = 0
+
+    @contextlib.contextmanager
+    def generation(self) -> Iterator[None]:
+        with self._condition:
+            while self._busy or self._swaps_waiting:
+                self._condition.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def swap(self) -> Iterator[None]:
+        with self._condition:
+            self._swaps_waiting += 1
+            while self._busy:
+                self._condition.wait()
+            self._busy = True
+            self._swaps_waiting -= 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
+
+
 class GeneratorUnavailable(RuntimeError):
     """The model cannot answer now (not loaded, server down). The question is kept."""
 
@@ -86,8 +125,8 @@ class LocalGenerator:
         self._peft: Any = None
         self._served = adapters.BASE
         self._loaded: list[str] = []
-        # One generation (or swap) at a time in this process.
-        self._lock = threading.Lock()
+        # One generation (or swap) at a time in this process; swaps go first.
+        self._turns = Turns()
         stop_ids = {self.tokenizer.eos_token_id}
         for token in ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>"):
             token_id = self.tokenizer.convert_tokens_to_ids(token)
@@ -102,15 +141,15 @@ class LocalGenerator:
 
     def activate(self, version: str, path: Path | None, checksum: str | None) -> None:
         if version == adapters.BASE:
-            with self._lock:
+            with self._turns.swap():
                 self._served = adapters.BASE
             return
         if path is None:
             raise adapters.AdapterRefused(f"adapter {version} has no folder")
-        manifest = adapters.verify(path, expected_checksum=checksum)  # outside the lock: hashing
+        manifest = adapters.verify(path, expected_checksum=checksum)  # hashing: before our turn
         if manifest.version != version:
             raise adapters.AdapterRefused(f"{path} holds adapter {manifest.version}, not {version}")
-        with self._lock:
+        with self._turns.swap():
             if self._peft is None:
                 from peft import PeftModel
 
@@ -144,7 +183,7 @@ class LocalGenerator:
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
         )
         output: dict[str, Any] = {}
-        with self._lock:
+        with self._turns.generation():
             adapter = self._served
             model = self._peft if self._peft is not None else self.model
             disable = (
@@ -186,8 +225,8 @@ class LocalGenerator:
                     pieces.append(piece)
                     yield piece
             finally:
-                # Even when the consumer stops early, finish generating before releasing
-                # the lock: the next request must not start on a busy model.
+                # Even when the consumer stops early, finish generating before giving up
+                # the turn: the next request must not start on a busy model.
                 worker.join()
             if "error" in output:
                 raise GeneratorUnavailable(f"generation failed: {output['error']}") from output[

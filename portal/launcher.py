@@ -193,7 +193,11 @@ class Launcher:
             except subprocess.TimeoutExpired:
                 self.log(f"{child.name} did not stop within {grace:.0f} s; killing it.")
         for process in tree:
-            if self.redis is not None and self.redis.process is not None and process.pid == self.redis.process.pid:
+            if (
+                self.redis is not None
+                and self.redis.process is not None
+                and process.pid == self.redis.process.pid
+            ):
                 continue
             try:
                 if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:

@@ -72,3 +72,44 @@ def test_adapters_swap_in_and_a_tampered_one_is_refused(
     generator.activate("base", None, None)
     _, again = _run(generator)
     assert again.adapter == "base" and again.text == base.text  # greedy decoding is reproducible
+
+
+def test_a_waiting_swap_goes_before_queued_generations():
+    import threading
+    import time
+
+    from ml.generator import Turns
+
+    turns, order = Turns(), []
+    release = threading.Event()
+
+    def first() -> None:
+        with turns.generation():
+            order.append("generation 1")
+            release.wait(5)
+
+    def queued(name: str) -> None:
+        with turns.generation():
+            order.append(name)
+
+    def swap() -> None:
+        with turns.swap():
+            order.append("swap")
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    time.sleep(0.05)
+    for name in ("generation 2", "generation 3"):
+        threads.append(threading.Thread(target=queued, args=(name,)))
+        threads[-1].start()
+    time.sleep(0.05)
+    threads.append(threading.Thread(target=swap))
+    threads[-1].start()
+    time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order[:2] == ["generation 1", "swap"] and sorted(order[2:]) == [
+        "generation 2",
+        "generation 3",
+    ]
