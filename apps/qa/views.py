@@ -43,9 +43,7 @@ def ask(request: HttpRequest) -> HttpResponse:
             except services.InvalidQuestion as exc:
                 form.add_error("question", str(exc))
             else:
-                return redirect(
-                    f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
-                )
+                return redirect(_answer_url(answer))
         return render(request, "qa/ask.html", _page(request, None, form), status=400)
     return render(request, "qa/ask.html", _page(request, None, _question_form()))
 
@@ -68,13 +66,22 @@ def _page(
     }
 
 
+def _own_answer(request: HttpRequest, pk: int) -> Answer:
+    answer = selectors.answer_for(request.user, pk)
+    if answer is None:
+        raise Http404
+    return answer
+
+
+def _answer_url(answer: Answer) -> str:
+    return f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
+
+
 @require_GET
 def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     """Server-sent events: ``token`` pieces while the model writes, then ``done`` with the
     finished answer block (citations, resources, feedback form) rendered by the server."""
-    answer = selectors.answer_for(request.user, pk)
-    if answer is None:
-        raise Http404
+    answer = _own_answer(request, pk)
 
     def events() -> Iterator[str]:
         for event in services.answer_stream(answer_id=answer.pk):
@@ -97,33 +104,23 @@ def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 @require_POST
 def answer_generate(request: HttpRequest, pk: int) -> HttpResponse:
     """The fallback without JavaScript: generate the whole answer, then show the page."""
-    answer = selectors.answer_for(request.user, pk)
-    if answer is None:
-        raise Http404
+    answer = _own_answer(request, pk)
     services.answer_generate(answer_id=answer.pk)
-    return redirect(
-        f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
-    )
+    return redirect(_answer_url(answer))
 
 
 @require_POST
 def answer_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    answer = selectors.answer_for(request.user, pk)
-    if answer is None:
-        raise Http404
+    answer = _own_answer(request, pk)
     services.answer_retry(answer_id=answer.pk)
-    return redirect(
-        f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
-    )
+    return redirect(_answer_url(answer))
 
 
 @require_POST
 def feedback(request: HttpRequest, pk: int) -> HttpResponse:
-    answer = selectors.answer_for(request.user, pk)
-    if answer is None:
-        raise Http404
+    answer = _own_answer(request, pk)
     form = FeedbackForm(request.POST)
-    target = f"{reverse('qa:conversation', args=[answer.conversation_id])}#answer-{answer.pk}"
+    target = _answer_url(answer)
     if not form.is_valid():
         messages.error(
             request, "Choose one of the five levels, from strongly disagree to strongly agree."
