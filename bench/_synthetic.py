@@ -16,11 +16,9 @@ from collections.abc import Iterable
 
 import numpy as np
 from _common import progress, searchable_chunks
-from django.contrib.postgres.search import SearchVector
 from django.db import connection, transaction
-from django.db.models import Value
 
-from apps.documents import services
+from apps.documents import search_stats, services
 from apps.documents.models import Chunk, Document
 
 LIBRARY_CHUNKS, SYNTHETIC_DOCUMENTS, NOISE_SIGMA = 100_000, 8, 0.05
@@ -93,11 +91,8 @@ def build_library() -> None:
                 copy.write_row(
                     (document.pk, ordinal, page, "", section, title, text, literal, True)
                 )
-        # The expression services._publish writes.
         Chunk.objects.filter(document=document).update(
-            search_vector=SearchVector("section", "section_title", weight="A", config="english")
-            + SearchVector("text", weight="B", config="english")
-            + SearchVector(Value(document.title), weight="C", config="english")
+            search_vector=services.chunk_search_vector(document.title)
         )
         progress(f"loaded {document.filename}: {size} chunks")
     started = time.perf_counter()
@@ -106,7 +101,7 @@ def build_library() -> None:
         cursor.execute(HNSW_INDEX)
         cursor.execute("RESET maintenance_work_mem")
     progress(f"HNSW index built in {time.perf_counter() - started:.0f}s")
-    lexemes = services.lexeme_stats_rebuild()
+    lexemes = search_stats.lexeme_stats_rebuild()
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE documents_chunk")
     progress(f"lexeme statistics rebuilt ({lexemes} lexemes), table vacuumed")

@@ -14,13 +14,15 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Max, Value
+from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from apps.documents.embedding import get_embedder, passage_text
 from apps.documents.models import Chunk, Document, Page
+from apps.documents.search_stats import lexeme_stats_apply
 from ml.chunking import chunk_pages
 from ml.parsing import (
     EXTENSIONS,
@@ -230,14 +232,22 @@ def _ingest(document: Document) -> None:
     _publish(document.pk, chunks_count=len(chunks), pages_total=len(pages))
 
 
+def chunk_search_vector(title: str) -> CombinedExpression:
+    """What full-text search indexes for a chunk: its section heading weighs most, then its
+    text, then the document's title (so "NSPIRE ..." questions find NSPIRE passages)."""
+    return (
+        SearchVector("section", "section_title", weight="A", config="english")
+        + SearchVector("text", weight="B", config="english")
+        + SearchVector(Value(title), weight="C", config="english")
+    )
+
+
 @transaction.atomic
 def _publish(document_id: int, *, chunks_count: int, pages_total: int) -> None:
     """Marks the document ready and, unless a newer version already is, the searched one."""
     document = Document.objects.select_for_update().get(pk=document_id)
     Chunk.objects.filter(document=document).update(
-        search_vector=SearchVector("section", "section_title", weight="A", config="english")
-        + SearchVector("text", weight="B", config="english")
-        + SearchVector(Value(document.title), weight="C", config="english")
+        search_vector=chunk_search_vector(document.title)
     )
     document.status = Document.Status.READY
     document.chunks_count = chunks_count
@@ -347,46 +357,3 @@ def document_delete(*, document_id: int) -> None:
     document.delete()
     if stored and not Document.objects.filter(file=stored).exists():
         transaction.on_commit(lambda: document.file.storage.delete(stored))
-
-
-_STATS_LOCK = 7_112_001  # advisory lock id: one writer of the lexeme statistics at a time
-
-
-def lexeme_stats_apply(*, added: list[int], removed: list[int]) -> None:
-    """Adds the lexeme counts of documents that became searchable and subtracts those of
-    documents that stopped being searched. Runs inside the caller's transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_STATS_LOCK])
-        for document_id, sign in [*((pk, 1) for pk in added), *((pk, -1) for pk in removed)]:
-            chunks_sql = (
-                f"SELECT search_vector FROM documents_chunk WHERE document_id = {int(document_id)}"
-            )
-            cursor.execute(
-                """
-                INSERT INTO documents_lexemestat (lexeme, chunks)
-                SELECT word, %(sign)s * ndoc FROM ts_stat(%(chunks_sql)s)
-                UNION ALL
-                SELECT '', %(sign)s * count(*) FROM documents_chunk WHERE document_id = %(id)s
-                ORDER BY 1
-                ON CONFLICT (lexeme) DO UPDATE SET chunks = documents_lexemestat.chunks + EXCLUDED.chunks
-                """,
-                {"sign": sign, "chunks_sql": chunks_sql, "id": document_id},
-            )
-        cursor.execute("DELETE FROM documents_lexemestat WHERE chunks <= 0 AND lexeme <> ''")
-
-
-@transaction.atomic
-def lexeme_stats_rebuild() -> int:
-    """Recounts the lexeme statistics from scratch (after a restore, say). Returns lexemes."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_STATS_LOCK])
-        cursor.execute("DELETE FROM documents_lexemestat")
-        cursor.execute(
-            """
-            INSERT INTO documents_lexemestat (lexeme, chunks)
-            SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM documents_chunk WHERE searchable')
-            UNION ALL
-            SELECT '', count(*) FROM documents_chunk WHERE searchable
-            """
-        )
-        return cursor.rowcount - 1

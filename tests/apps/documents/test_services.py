@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from apps.documents import services
+from apps.documents import search_stats, services
 from apps.documents.models import Chunk, Document, LexemeStat, Page
 from apps.documents.selectors import search_chunks
 from tests import support
@@ -208,7 +208,7 @@ def test_lexeme_statistics_follow_the_searched_versions(small_pdf: bytes):
     support.ingest("criteria.pdf", support.pdf_pages(support.UFC, [36]))  # supersedes it
     assert not LexemeStat.objects.filter(lexeme="forklift").exists()
     counted = dict(LexemeStat.objects.values_list("lexeme", "chunks"))
-    services.lexeme_stats_rebuild()
+    search_stats.lexeme_stats_rebuild()
     assert dict(LexemeStat.objects.values_list("lexeme", "chunks")) == counted
 
 
