@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Max, Value
+from django.db.models import Max, QuerySet, Value
 from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -246,8 +246,12 @@ def chunk_search_vector(title: str) -> CombinedExpression:
 def _publish(document_id: int, *, chunks_count: int, pages_total: int) -> None:
     """Marks the document ready and, unless a newer version already is, the searched one."""
     document = Document.objects.select_for_update().get(pk=document_id)
+    others = _current_others(document)
+    # A newer version that finished first stays the searched one.
+    becomes_current = not others.filter(version__gt=document.version).exists()
+    # One pass over the new chunks: search vector and searchability together.
     Chunk.objects.filter(document=document).update(
-        search_vector=chunk_search_vector(document.title)
+        search_vector=chunk_search_vector(document.title), searchable=becomes_current
     )
     document.status = Document.Status.READY
     document.chunks_count = chunks_count
@@ -255,21 +259,24 @@ def _publish(document_id: int, *, chunks_count: int, pages_total: int) -> None:
     document.pages_done = pages_total
     document.finished_at = timezone.now()
     document.save()
-    _make_current(document, keep_newer=True)
+    if becomes_current:
+        _switch_current(document, others)
 
 
-def _make_current(document: Document, *, keep_newer: bool) -> None:
-    """Switches search from the file's current version to ``document``; inside a transaction."""
-    others = Document.objects.select_for_update().filter(
-        filename=document.filename, is_current=True
+def _current_others(document: Document) -> QuerySet[Document]:
+    return (
+        Document.objects.select_for_update()
+        .filter(filename=document.filename, is_current=True)
+        .exclude(pk=document.pk)
     )
-    others = others.exclude(pk=document.pk)
-    if keep_newer and others.filter(version__gt=document.version).exists():
-        return  # a newer version finished first: it stays the searched one
+
+
+def _switch_current(document: Document, others: QuerySet[Document]) -> None:
+    """Makes ``document`` (whose chunks are searchable) the searched version instead of
+    ``others``; inside a transaction."""
     superseded = list(others.values_list("pk", flat=True))
     Chunk.objects.filter(document__in=superseded).update(searchable=False)
     others.update(is_current=False)
-    Chunk.objects.filter(document=document).update(searchable=True)
     Document.objects.filter(pk=document.pk).update(is_current=True)
     lexeme_stats_apply(added=[document.pk], removed=superseded)
 
@@ -322,7 +329,8 @@ def document_make_current(*, document_id: int) -> None:
         document = Document.objects.select_for_update().get(pk=document_id)
         if document.status != Document.Status.READY:
             raise ValueError("only a ready version can be made current")
-        _make_current(document, keep_newer=False)
+        Chunk.objects.filter(document=document).update(searchable=True)
+        _switch_current(document, _current_others(document))
 
 
 def corpus_ingest_first_run(*, folder: Path) -> int:
