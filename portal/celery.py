@@ -23,7 +23,7 @@ app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = DEFAULT_QUEUE
-app.conf.imports = ("workers.documents",)
+app.conf.imports = ("workers.documents", "workers.judging", "workers.references")
 
 # Synced into django-celery-beat's tables on beat start-up, where admins can edit them.
 app.conf.beat_schedule = {
@@ -31,5 +31,16 @@ app.conf.beat_schedule = {
     "documents-requeue-stalled": {
         "task": "documents.requeue_stalled",
         "schedule": crontab(minute="*/10"),
+    },
+    # A judgement that failed (API down, rate limit) is tried again once its backoff is over.
+    "judging-retry-failed": {
+        "task": "judging.retry_failed",
+        "schedule": crontab(minute="*/15"),
+    },
+    # Every answer gets judged even when its on-answer task was lost (broker down), in one
+    # bulk request, before the night's preference building reads the scores.
+    "judging-nightly": {
+        "task": "judging.judge_nightly",
+        "schedule": crontab(hour=1, minute=0),
     },
 }

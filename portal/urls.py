@@ -4,14 +4,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-admin.site.site_header = "Plumbline administration"
-admin.site.site_title = "Plumbline admin"
-admin.site.index_title = "Documents, review queues and training"
-
 urlpatterns = [
     path("", include("apps.core.urls")),
     path("documents/", include("apps.documents.urls")),
     path("ask/", include("apps.qa.urls")),
+    path("review/", include("apps.review.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

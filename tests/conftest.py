@@ -16,6 +16,8 @@ def _no_adapter_watcher() -> None:
     from django.conf import settings
 
     settings.ADAPTER_WATCH = False
+    # Answers are judged on commit only where a test asks for it (it needs a broker).
+    settings.JUDGE_ON_ANSWER = False
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +57,7 @@ def worker_env(django_db_setup: None, redis_url: str) -> dict[str, str]:
     env["REDIS_URL"] = redis_url
     env["PORTAL_VAR_DIR"] = str(settings.VAR_DIR)
     env.pop("CELERY_BROKER_URL", None)
+    env["JUDGE_ON_ANSWER"] = "false"  # child web processes: judging is tested on its own
     return env
 
 

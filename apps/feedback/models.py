@@ -16,7 +16,22 @@ class Score(models.IntegerChoices):
 
 
 class Feedback(models.Model):
-    """A user's current rating of an answer; every change is kept in FeedbackRevision."""
+    """A user's current rating of an answer; every change is kept in FeedbackRevision.
+
+    Two SME queues read it: low ratings to triage, and better answers to accept as
+    references. Their current state lives here; who decided and when is in review."""
+
+    class Triage(models.TextChoices):
+        NEW = "new", "Not triaged"
+        CONFIRMED = "confirmed", "Confirmed: the answer is wrong"
+        DOCUMENT = "document", "Documents need fixing"
+        DISMISSED = "dismissed", "Dismissed: the answer is fine"
+
+    class BetterAnswer(models.TextChoices):
+        NONE = "none", "No better answer"
+        PENDING = "pending", "Awaiting SME review"
+        ACCEPTED = "accepted", "Accepted as reference"
+        REJECTED = "rejected", "Rejected"
 
     answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="feedback")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
@@ -26,10 +41,18 @@ class Feedback(models.Model):
     )
     better_answer = models.TextField(blank=True)
     note = models.TextField(blank=True)
+    triage_state = models.CharField(max_length=16, choices=Triage.choices, default=Triage.NEW)
+    better_answer_state = models.CharField(
+        max_length=16, choices=BetterAnswer.choices, default=BetterAnswer.NONE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        indexes = [
+            models.Index(fields=["score", "triage_state"]),
+            models.Index(fields=["better_answer_state"]),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["answer", "user"], name="one_feedback_per_user_and_answer"

@@ -46,6 +46,13 @@ def feedback_submit(
         return feedback
     if feedback is None:
         feedback = Feedback(answer=answer, user=user)
+    if better_answer != feedback.better_answer:
+        # A new or changed better answer goes (back) to the SMEs; an accepted text stays put.
+        feedback.better_answer_state = (
+            Feedback.BetterAnswer.PENDING if better_answer else Feedback.BetterAnswer.NONE
+        )
+    if score != feedback.score:
+        feedback.triage_state = Feedback.Triage.NEW
     feedback.score, feedback.better_answer, feedback.note = score, better_answer, note
     feedback.session_key = session_key
     feedback.save()

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.documents.models import Chunk
 from apps.documents.selectors import SearchHit, search_chunks
+from apps.judging.services import judge_enqueue
 from apps.qa import generation
 from apps.qa.models import Answer, Conversation
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable
@@ -241,6 +242,7 @@ def _finish(
     answer.status = Answer.Status.DONE
     answer.finished_at = timezone.now()
     answer.save()
+    judge_enqueue(answer.pk)
 
 
 def _attribute(text: str, passages: list[Passage]) -> tuple[str, list[int]]:

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from apps.accounts.services import demo_user_ensure
 from apps.documents.services import corpus_ingest_first_run
 from apps.qa.generation import setup_base_model
+from apps.references.services import references_import_first_run
 from portal.env import env_int, env_str
 from portal.launcher import Launcher
 
@@ -43,9 +44,10 @@ class Command(BaseCommand):
         launcher.start_redis()
 
         def on_ready() -> None:
-            queued = 0
+            queued = imported = 0
             if not options["no_demo_corpus"]:
                 queued = corpus_ingest_first_run(folder=settings.DEMO_CORPUS_DIR)
+                imported = references_import_first_run(path=settings.DEMO_REFERENCES)
             url = f"http://{launcher.host}:{launcher.port}/"
             self.stdout.write(self.style.SUCCESS(f"\nPlumbline is starting at {url}"))
             self.stdout.write(f"  log in as: {login.username} / {login.password}")
@@ -53,6 +55,10 @@ class Command(BaseCommand):
             if queued:
                 self.stdout.write(
                     f"  ingesting {queued} demo documents from {settings.DEMO_CORPUS_DIR}"
+                )
+            if imported:
+                self.stdout.write(
+                    f"  imported {imported} validation references from {settings.DEMO_REFERENCES}"
                 )
             self.stdout.write("  Ctrl-C stops everything.\n")
 

@@ -1,0 +1,204 @@
+"""SME decisions on the review queues. Each one changes the item's state and records who
+decided, when, why and how long they spent on it, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from apps.feedback.models import Feedback
+from apps.judging.models import Judgement
+from apps.references.models import Reference
+from apps.references.services import reference_from_better_answer
+from apps.review.models import Queue, ReviewDecision
+
+# Time on one item beyond this is a reviewer who walked away, not effort.
+MAX_SECONDS = 30 * 60
+
+
+class InvalidDecision(ValueError):
+    """A decision that cannot be recorded; the message is for the reviewer."""
+
+
+def _decision(
+    *,
+    queue: Queue,
+    object_id: int,
+    action: str,
+    reviewer: AbstractBaseUser,
+    seconds: float | None,
+    reason: str = "",
+    score_before: float | None = None,
+    score_after: float | None = None,
+) -> ReviewDecision:
+    if seconds is not None:
+        seconds = round(min(max(seconds, 0.0), MAX_SECONDS), 1)
+    return ReviewDecision.objects.create(
+        queue=queue,
+        object_id=object_id,
+        action=action,
+        reviewer=reviewer,
+        seconds=seconds,
+        reason=reason.strip(),
+        score_before=score_before,
+        score_after=score_after,
+    )
+
+
+def _check_score(score: float) -> float:
+    if not 0 <= score <= 5 or round(score * 2) != score * 2:
+        raise InvalidDecision("A score is between 0 and 5, in steps of 0.5.")
+    return float(score)
+
+
+@transaction.atomic
+def judgement_validate(
+    *,
+    judgement_id: int,
+    reviewer: AbstractBaseUser,
+    score: float | None = None,
+    reason: str = "",
+    seconds: float | None = None,
+) -> Judgement:
+    """Accepts the AI score (``score`` None or equal to it) or overrides it, which needs a
+    reason. Deciding again replaces the validated score; every decision is kept."""
+    judgement = Judgement.objects.select_for_update().get(pk=judgement_id)
+    if judgement.status != Judgement.Status.DONE or judgement.score is None:
+        raise InvalidDecision("Only a finished judgement can be validated.")
+    if score is None or _check_score(score) == judgement.score:
+        judgement.review_state = Judgement.Review.ACCEPTED
+        judgement.validated_score = judgement.score
+        action = "accept"
+    else:
+        if not reason.strip():
+            raise InvalidDecision("Say why you override the AI score.")
+        judgement.review_state = Judgement.Review.OVERRIDDEN
+        judgement.validated_score = score
+        action = "override"
+    judgement.save(update_fields=["review_state", "validated_score"])
+    _decision(
+        queue=Queue.JUDGEMENTS,
+        object_id=judgement.pk,
+        action=action,
+        reviewer=reviewer,
+        seconds=seconds,
+        reason=reason,
+        score_before=judgement.score,
+        score_after=judgement.validated_score,
+    )
+    return judgement
+
+
+@transaction.atomic
+def feedback_triage(
+    *,
+    feedback_id: int,
+    reviewer: AbstractBaseUser,
+    state: str,
+    reason: str = "",
+    seconds: float | None = None,
+) -> Feedback:
+    if state not in Feedback.Triage.values or state == Feedback.Triage.NEW:
+        raise InvalidDecision("Choose confirmed, documents need fixing, or dismissed.")
+    feedback = Feedback.objects.select_for_update().get(pk=feedback_id)
+    feedback.triage_state = state
+    feedback.save(update_fields=["triage_state"])
+    _decision(
+        queue=Queue.NEGATIVE_FEEDBACK,
+        object_id=feedback.pk,
+        action=state,
+        reviewer=reviewer,
+        seconds=seconds,
+        reason=reason,
+        score_before=feedback.score,
+    )
+    return feedback
+
+
+@transaction.atomic
+def better_answer_decide(
+    *,
+    feedback_id: int,
+    reviewer: AbstractBaseUser,
+    accept: bool,
+    answer_text: str | None = None,
+    reason: str = "",
+    seconds: float | None = None,
+) -> Feedback:
+    """Accepting makes the better answer (as the SME edited it, if they did) a validated
+    training reference; rejecting keeps it out of training."""
+    feedback = Feedback.objects.select_for_update().get(pk=feedback_id)
+    if not feedback.better_answer:
+        raise InvalidDecision("This feedback has no better answer.")
+    if accept:
+        reference_from_better_answer(
+            feedback_id=feedback.pk,
+            answer_text=answer_text if answer_text is not None else feedback.better_answer,
+            reviewer=reviewer,
+        )
+        feedback.better_answer_state = Feedback.BetterAnswer.ACCEPTED
+    else:
+        Reference.objects.filter(feedback=feedback).update(status=Reference.Status.REJECTED)
+        feedback.better_answer_state = Feedback.BetterAnswer.REJECTED
+    feedback.save(update_fields=["better_answer_state"])
+    _decision(
+        queue=Queue.BETTER_ANSWERS,
+        object_id=feedback.pk,
+        action="accept" if accept else "reject",
+        reviewer=reviewer,
+        seconds=seconds,
+        reason=reason,
+    )
+    return feedback
+
+
+@transaction.atomic
+def synthetic_decide(
+    *,
+    reference_id: int,
+    reviewer: AbstractBaseUser,
+    accept: bool,
+    question: str | None = None,
+    answer: str | None = None,
+    reason: str = "",
+    seconds: float | None = None,
+) -> Reference:
+    """Validates (optionally corrected) or rejects an LLM-written question/answer pair."""
+    from apps.references.services import reembed_question
+
+    reference = Reference.objects.select_for_update().get(pk=reference_id)
+    if reference.source != Reference.Source.SYNTHETIC:
+        raise InvalidDecision("Only synthetic pairs are reviewed in this queue.")
+    if question is not None and question.strip() and question.strip() != reference.question:
+        reference.question = " ".join(question.split())
+        reembed_question(reference)
+    if answer is not None and answer.strip():
+        reference.answer = answer.strip()
+    reference.status = Reference.Status.VALIDATED if accept else Reference.Status.REJECTED
+    reference.save()
+    _decision(
+        queue=Queue.SYNTHETIC,
+        object_id=reference.pk,
+        action="validate" if accept else "reject",
+        reviewer=reviewer,
+        seconds=seconds,
+        reason=reason,
+    )
+    return reference
+
+
+def seconds_each(total: float | None, count: int) -> float | None:
+    """A bulk action's time, shared evenly by the items it decided."""
+    if total is None or count < 1:
+        return None
+    return total / count
+
+
+def decided_ids(queue: Queue, ids: Iterable[int]) -> set[int]:
+    return set(
+        ReviewDecision.objects.filter(queue=queue, object_id__in=list(ids)).values_list(
+            "object_id", flat=True
+        )
+    )
