@@ -19,6 +19,7 @@ from django.db.models.functions import Length
 from apps.documents.embedding import get_embedder
 from apps.documents.models import Chunk, Document
 from apps.references.models import Reference, ReferenceSet
+from ml.prompting import is_decline, trim_to_sentence
 
 MAX_TEXT = 10_000
 DEFAULT_SETS = {
@@ -238,12 +239,16 @@ def reference_from_better_answer(
 
 # --- Synthetic pairs ----------------------------------------------------------------------
 
-SYNTHETIC_PROMPT = (
-    "Read the passage from a design-criteria document. Write one question an engineer "
-    "might ask that the passage answers, and its answer in one or two sentences using only "
-    "the passage. Reply in exactly this form:\nQuestion: ...\nAnswer: ..."
+# Two short steps instead of one formatted reply: small models follow each far more
+# reliably (SmolLM2-135M answered the one-step prompt with a summary every time).
+QUESTION_PROMPT = (
+    "Passage:\n{passage}\n\nWrite a question that this passage answers, then its answer.\n"
+    "Format:\nQuestion: <question>?\nAnswer: <answer>"
 )
-_PAIR = re.compile(r"question\s*:\s*(?P<q>.+?)\s*answer\s*:\s*(?P<a>.+)", re.I | re.S)
+SYNTHETIC_ANSWER_TOKENS = 120
+ANSWER_PROMPT = "Answer the question in one or two sentences, using only the passage."
+_QUESTION = re.compile(r"^\s*(?:question\s*:\s*)?(?P<q>[^\n]{10,300}?\?)", re.I | re.M)
+_ANSWER_LABEL = re.compile(r"^\s*answer\s*:\s*", re.I)
 
 
 @dataclass
@@ -257,17 +262,18 @@ class SyntheticResult:
         return {"requested": self.requested, "created": self.created, "unusable": self.unusable}
 
 
-def parse_synthetic_pair(text: str) -> tuple[str, str] | None:
-    """The question and answer from an LLM's reply, or None when it does not have the
-    asked-for form (such replies are counted and dropped, never guessed at)."""
-    match = _PAIR.search(text)
-    if match is None:
+def parse_synthetic_question(text: str) -> str | None:
+    """The first question in an LLM's reply, or None when there is none (such replies are
+    counted and dropped, never guessed at)."""
+    match = _QUESTION.search(text)
+    return " ".join(match["q"].split()) if match else None
+
+
+def parse_synthetic_answer(text: str) -> str | None:
+    answer = " ".join(_ANSWER_LABEL.sub("", text.strip()).split())
+    if len(answer) < 5 or is_decline(answer):
         return None
-    question = " ".join(match["q"].split())
-    answer = " ".join(match["a"].split())
-    if len(question) < 10 or len(answer) < 5 or not question.endswith("?"):
-        return None
-    return question[:1000], answer[:2000]
+    return answer[:2000]
 
 
 def synthetic_candidates(*, count: int, document_id: int | None, seed: int | None) -> list[Chunk]:
@@ -291,7 +297,6 @@ def synthetic_pairs_generate(
     in the SMEs' synthetic queue as pending training references and count only once
     validated. Passages that already have a pair are skipped, so a re-run adds new ones."""
     from apps.qa.generation import get_generator
-    from ml.generator import GenerationResult, GenerationSettings
 
     if count < 1:
         raise InvalidReferences("Ask for at least one pair.")
@@ -307,28 +312,35 @@ def synthetic_pairs_generate(
         if c.pk not in done
     ][:count]
     generator = get_generator(watch=False)
-    settings_ = GenerationSettings(max_new_tokens=160)
     training = reference_set_ensure(name=ReferenceSet.TRAINING)
     pending: list[Reference] = []
     for chunk in chunks:
-        messages = [
-            {"role": "system", "content": SYNTHETIC_PROMPT},
-            {"role": "user", "content": chunk.text},
-        ]
-        reply = ""
-        model = ""
-        for event in generator.stream(messages, settings_):
-            if isinstance(event, GenerationResult):
-                reply, model = event.text, f"{event.model}:{event.adapter}"
-        pair = parse_synthetic_pair(reply)
-        if pair is None:
+        question = parse_synthetic_question(
+            _complete(
+                generator,
+                [{"role": "user", "content": QUESTION_PROMPT.format(passage=chunk.text)}],
+                48,
+            )
+        )
+        answer = None
+        if question is not None:
+            reply = _complete(
+                generator,
+                [
+                    {"role": "system", "content": ANSWER_PROMPT},
+                    {"role": "user", "content": f"Passage:\n{chunk.text}\n\nQuestion: {question}"},
+                ],
+                SYNTHETIC_ANSWER_TOKENS,
+            )
+            answer = parse_synthetic_answer(trim_to_sentence(reply))
+        if question is None or answer is None:
             result.unusable += 1
             continue
         pending.append(
             Reference(
                 reference_set=training,
-                question=pair[0],
-                answer=pair[1],
+                question=question,
+                answer=answer,
                 source=Reference.Source.SYNTHETIC,
                 status=Reference.Status.PENDING,
                 chunk=chunk,
@@ -337,7 +349,7 @@ def synthetic_pairs_generate(
                 page=chunk.page_number if chunk.document.kind == Document.Kind.PDF else None,
                 section=chunk.section[:60],
                 quote=chunk.text,
-                generated_by=model,
+                generated_by=f"{generator.model_name}:{generator.served_adapter}",
             )
         )
     _embed_questions(pending)
@@ -353,3 +365,12 @@ def reembed_question(reference: Reference) -> None:
     """Refreshes the question's embedding after its text changed (not saved here)."""
     reference.question_embedding = None
     _embed_questions([reference])
+
+
+def _complete(generator: Any, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+    from ml.generator import GenerationResult, GenerationSettings
+
+    for event in generator.stream(messages, GenerationSettings(max_new_tokens=max_new_tokens)):
+        if isinstance(event, GenerationResult):
+            return event.text
+    return ""
