@@ -213,6 +213,11 @@ JUDGE_API_KEY = env_str("JUDGE_API_KEY", "none") or "none"
 JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 60, minimum=1)
 JUDGE_MAX_RETRIES = env_int("JUDGE_MAX_RETRIES", 4, minimum=0)
 JUDGE_BATCH_POLL_SECONDS = env_int("JUDGE_BATCH_POLL_SECONDS", 30, minimum=1)
+# A nightly batch not finished by then is cancelled and its items retried; keep it below the
+# broker's visibility timeout, or the nightly message would be delivered a second time.
+JUDGE_BATCH_TIMEOUT_SECONDS = env_int("JUDGE_BATCH_TIMEOUT_SECONDS", 6 * 3600, minimum=60)
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= JUDGE_BATCH_TIMEOUT_SECONDS:
+    raise ImproperEnv("JUDGE_BATCH_TIMEOUT_SECONDS must be below CELERY_VISIBILITY_TIMEOUT")
 JUDGE_ON_ANSWER = env_bool("JUDGE_ON_ANSWER", True)  # judge each answer as soon as it is stored
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 6, minimum=1)
 # A reference is used to judge an answer when its question is this close to the answer's.

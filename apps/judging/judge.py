@@ -42,6 +42,7 @@ def judge_config() -> JudgeConfig:
             max_retries=settings.JUDGE_MAX_RETRIES,
             rubric=rubric_active(),
             batch_poll_s=float(settings.JUDGE_BATCH_POLL_SECONDS),
+            batch_timeout_s=float(settings.JUDGE_BATCH_TIMEOUT_SECONDS),
         )
     if backend == "openai":
         return JudgeConfig(

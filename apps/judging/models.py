@@ -54,7 +54,9 @@ class Judgement(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A running judgement whose lease ran out is claimable."
+    )
     score = models.FloatField(null=True, blank=True, help_text="0 to 5 in steps of 0.5")
     comment = models.TextField(blank=True)
     inputs = models.JSONField(default=dict, blank=True)

@@ -29,8 +29,8 @@ from ml.judging import Judge, JudgeConfigError, JudgeError, JudgeRequest, Verdic
 
 logger = logging.getLogger(__name__)
 
-# A claim older than this belongs to a worker that died mid-judgement.
-STALE_CLAIM = timedelta(minutes=15)
+# How long one judgement may run before another worker may take it over (its worker died).
+SINGLE_LEASE = timedelta(minutes=15)
 
 
 def judge_request_for(answer: Answer) -> tuple[JudgeRequest, Reference | None]:
@@ -69,11 +69,10 @@ def _inputs(request: JudgeRequest, reference: Reference | None) -> dict[str, Any
 
 
 def _claimable() -> Q:
-    stale = timezone.now() - STALE_CLAIM
     return (
         Q(status=Judgement.Status.PENDING)
         | Q(status=Judgement.Status.FAILED, attempts__lt=settings.JUDGE_MAX_ATTEMPTS)
-        | Q(status=Judgement.Status.RUNNING, claimed_at__lt=stale)
+        | Q(status=Judgement.Status.RUNNING, lease_until__lt=timezone.now())
     )
 
 
@@ -90,8 +89,9 @@ def _judgement_row(answer: Answer, judge: Judge) -> Judgement:
     return judgement
 
 
-def _claim(ids: list[int]) -> list[int]:
-    """Moves claimable rows to running; returns the ids this caller now owns."""
+def _claim(ids: list[int], *, lease: timedelta = SINGLE_LEASE) -> list[int]:
+    """Moves claimable rows to running for ``lease``; returns the ids this caller now owns.
+    A bulk batch can take hours, so its lease is as long as the batch may run."""
     with transaction.atomic():
         owned = list(
             Judgement.objects.select_for_update(skip_locked=True)
@@ -99,7 +99,9 @@ def _claim(ids: list[int]) -> list[int]:
             .values_list("pk", flat=True)
         )
         Judgement.objects.filter(pk__in=owned).update(
-            status=Judgement.Status.RUNNING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+            status=Judgement.Status.RUNNING,
+            lease_until=timezone.now() + lease,
+            attempts=F("attempts") + 1,
         )
     return owned
 
@@ -116,6 +118,7 @@ def _record(judgement_id: int, outcome: Verdict | JudgeError, inputs: dict[str, 
             error="",
             judged_at=now,
             next_attempt_at=None,
+            lease_until=None,
         )
         return
     attempts = Judgement.objects.values_list("attempts", flat=True).get(pk=judgement_id)
@@ -127,6 +130,7 @@ def _record(judgement_id: int, outcome: Verdict | JudgeError, inputs: dict[str, 
         error=f"{type(outcome).__name__}: {outcome}"[:4000],
         inputs=inputs,
         next_attempt_at=now + delay,
+        lease_until=None,
     )
     logger.warning("judgement %s failed (attempt %s): %s", judgement_id, attempts, outcome)
 
@@ -188,7 +192,8 @@ def answers_judge_bulk(*, limit: int = 1000) -> BulkResult:
     judge = get_judge()
     answers = list(answers_unjudged(judge.version).order_by("pk")[:limit])
     rows = {answer.pk: _judgement_row(answer, judge) for answer in answers}
-    owned = set(_claim([row.pk for row in rows.values()]))
+    lease = timedelta(seconds=settings.JUDGE_BATCH_TIMEOUT_SECONDS + 600)
+    owned = set(_claim([row.pk for row in rows.values()], lease=lease))
     work = [(answer, rows[answer.pk]) for answer in answers if rows[answer.pk].pk in owned]
     requests: list[JudgeRequest] = []
     inputs: list[dict[str, Any]] = []

@@ -62,7 +62,14 @@ class Migration(migrations.Migration):
                 ("attempts", models.PositiveSmallIntegerField(default=0)),
                 ("error", models.TextField(blank=True)),
                 ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
-                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "lease_until",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="A running judgement whose lease ran out is claimable.",
+                        null=True,
+                    ),
+                ),
                 (
                     "score",
                     models.FloatField(blank=True, help_text="0 to 5 in steps of 0.5", null=True),
