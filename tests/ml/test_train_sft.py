@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ml import adapters
+from ml.training.common import MemoryReporter, make_tiny_llama
+from ml.training.data import SFTExample
+from ml.training.sft import SFTConfig, main
+
+FACTS = [
+    ("minimum clear width of an exit corridor", "1120 mm"),
+    ("maximum slope of an accessible ramp", "1 in 12"),
+    ("minimum headroom over a stairway", "2030 mm"),
+    ("minimum height of a guard rail", "1070 mm"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny", tokenizer_from=base_model_path)
+
+
+def examples() -> list[SFTExample]:
+    return [
+        SFTExample(
+            prompt=(
+                {"role": "system", "content": "Answer from the passages and cite them."},
+                {
+                    "role": "user",
+                    "content": f"[1] The {subject} is {value}.\n\nWhat is the {subject}?",
+                },
+            ),
+            completion=f"The {subject} is {value} [1].",
+        )
+        for subject, value in FACTS
+    ]
+
+
+def config(tiny_model: Path, adapters_dir: Path, version: str, **overrides: object) -> SFTConfig:
+    fields: dict = {
+        "base_model": str(tiny_model),
+        "adapters_dir": str(adapters_dir),
+        "version": version,
+        "learning_rate": 1e-2,
+        "num_train_epochs": 4,
+        "per_device_train_batch_size": 2,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "data_snapshot": "facts-4",
+    }
+    return SFTConfig(**{**fields, **overrides})
+
+
+def test_sft_lowers_the_loss_and_publishes_a_verified_adapter(tiny_model: Path, tmp_path: Path):
+    reporter = MemoryReporter()
+    result = main(config(tiny_model, tmp_path, "sft-1"), examples(), reporter)
+
+    assert result.algorithm == "sft" and result.steps == 8
+    # A random 2-layer model with 64-wide hidden states under LoRA cannot sharpen its output
+    # much (its logits stay within about a nat of uniform): any steady drop shows learning.
+    assert result.metrics["loss_last"] < result.metrics["loss_first"] - 0.2
+    assert "train_loss" in result.metrics and "mean_token_accuracy_last" in result.metrics
+    assert reporter.done == reporter.total == 8
+    assert [row["step"] for row in reporter.series if "loss" in row] == list(range(1, 9))
+
+    manifest = adapters.verify(result.path)
+    assert result.path == tmp_path / "sft-1"
+    assert manifest.algorithm == "sft" and manifest.parent == adapters.BASE
+    assert manifest.base_model == str(tiny_model) and manifest.data_snapshot == "facts-4"
+    assert manifest.config["lora_r"] == 8 and manifest.metrics == result.metrics
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sft-1"]
+
+
+def test_sft_continues_a_parent_adapter(tiny_model: Path, tmp_path: Path):
+    parent = main(config(tiny_model, tmp_path, "sft-1", num_train_epochs=1), examples())
+    # The child keeps the parent's rank, whatever its own config says, and starts where the
+    # parent ended, not from the base model.
+    child = main(
+        config(tiny_model, tmp_path, "sft-2", parent_adapter="sft-1", lora_r=4, num_train_epochs=1),
+        examples(),
+    )
+    manifest = adapters.verify(child.path)
+    assert manifest.parent == "sft-1" and manifest.algorithm == "sft"
+    adapter_config = json.loads((child.path / "adapter_config.json").read_text())
+    assert adapter_config["r"] == 8
+    assert child.metrics["loss_first"] < parent.metrics["loss_first"]
+
+
+def test_failures_write_nothing(tiny_model: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="no SFT examples"):
+        main(config(tiny_model, tmp_path, "sft-1"), [])
+    with pytest.raises(FileNotFoundError, match="base model not found"):
+        main(config(tmp_path / "no-model", tmp_path, "sft-1"), examples())
+    with pytest.raises(FileNotFoundError, match="parent adapter not found"):
+        main(config(tiny_model, tmp_path, "sft-1", parent_adapter="sft-0"), examples())
+    assert list(tmp_path.iterdir()) == []
