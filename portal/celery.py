@@ -23,7 +23,12 @@ app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = DEFAULT_QUEUE
-app.conf.imports = ("workers.documents", "workers.judging", "workers.references")
+app.conf.imports = (
+    "workers.documents",
+    "workers.judging",
+    "workers.references",
+    "workers.training",
+)
 
 # Synced into django-celery-beat's tables on beat start-up, where admins can edit them.
 app.conf.beat_schedule = {
@@ -42,5 +47,15 @@ app.conf.beat_schedule = {
     "judging-nightly": {
         "task": "judging.judge_nightly",
         "schedule": crontab(hour=1, minute=0),
+    },
+    # The learning loop, after the night's judging: one run at a time on the gpu queue.
+    "training-nightly": {
+        "task": "training.nightly",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    # A training run whose worker died would otherwise show "running" forever.
+    "training-fail-stalled": {
+        "task": "training.fail_stalled",
+        "schedule": crontab(minute="*/10"),
     },
 }

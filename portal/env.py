@@ -6,6 +6,7 @@ environment must stop start-up, not silently fall back to a default.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -58,6 +59,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_json(name: str, default: dict) -> dict:
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperEnv(f"{name} is not JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise ImproperEnv(f"{name} must be a JSON object")
+    return value
 
 
 def env_path(name: str, default: Path) -> Path:

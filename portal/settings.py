@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from portal.env import ImproperEnv, env_bool, env_int, env_list, env_path, env_str
+from portal.env import ImproperEnv, env_bool, env_int, env_json, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("PORTAL_VAR_DIR", BASE_DIR / "var")
@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "apps.references",
     "apps.judging",
     "apps.review",
+    "apps.training",
 ]
 
 MIDDLEWARE = [
@@ -198,6 +199,27 @@ ADAPTER_CHECK_SECONDS = env_int("ADAPTER_CHECK_SECONDS", 10, minimum=1)
 ADAPTER_WATCH = env_bool("ADAPTER_WATCH", True)  # follow the served adapter in a background thread
 ADAPTERS_DIR = VAR_DIR / "adapters"
 MODELS_DIR = VAR_DIR / "models"
+
+# --- Learning from feedback ---------------------------------------------------------------
+# Pairs from scored answers need at least this score gap (0-5 scale).
+PREFERENCE_MIN_MARGIN = float(env_str("PREFERENCE_MIN_MARGIN", "1.0") or 1.0)
+REWARD_MODELS_DIR = VAR_DIR / "reward_models"
+REWARD_BACKBONE = env_str("REWARD_BACKBONE", "") or ""  # empty: all-MiniLM-L6-v2
+# Per-algorithm settings over the ml config defaults, e.g. '{"ppo": {"batch_size": 4}}'.
+TRAINING_DEFAULTS = env_json("TRAINING_DEFAULTS", {})
+LOOP_ALGORITHM = env_str("LOOP_ALGORITHM", "ppo") or "ppo"
+if LOOP_ALGORITHM not in {"ppo", "dpo", "kto", "sft"}:
+    raise ImproperEnv(f"LOOP_ALGORITHM={LOOP_ALGORITHM!r}: use ppo, dpo, kto or sft")
+LOOP_EVAL_SET = env_str("LOOP_EVAL_SET", "validation") or "validation"
+LOOP_EVAL_LIMIT = env_int("LOOP_EVAL_LIMIT", 0, minimum=0) or None  # 0: every question
+LOOP_SAMPLE_QUESTIONS = env_int("LOOP_SAMPLE_QUESTIONS", 20, minimum=0)
+LOOP_SAMPLES_PER_QUESTION = env_int("LOOP_SAMPLES_PER_QUESTION", 4, minimum=2)
+LOOP_SAMPLE_TEMPERATURE = float(env_str("LOOP_SAMPLE_TEMPERATURE", "0.8") or 0.8)
+# The gate: the candidate must beat the served adapter on PROMOTION_METRIC by
+# PROMOTION_MARGIN and lose no more than PROMOTION_TOLERANCE on any other figure.
+PROMOTION_METRIC = env_str("PROMOTION_METRIC", "ai_score_mean") or "ai_score_mean"
+PROMOTION_MARGIN = float(env_str("PROMOTION_MARGIN", "0.05") or 0.05)
+PROMOTION_TOLERANCE = float(env_str("PROMOTION_TOLERANCE", "0.05") or 0.05)
 
 # --- AI judge -----------------------------------------------------------------------------
 # local: a deterministic judge from the embedder and explicit checks (no model API needed).

@@ -9,6 +9,7 @@ urlpatterns = [
     path("documents/", include("apps.documents.urls")),
     path("ask/", include("apps.qa.urls")),
     path("review/", include("apps.review.urls")),
+    path("training/", include("apps.training.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

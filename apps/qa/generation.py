@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -18,7 +20,7 @@ from django.db import close_old_connections
 
 from apps.adapters import services as adapter_services
 from apps.adapters.selectors import served_target
-from ml.adapters import AdapterRefused
+from ml.adapters import BASE, AdapterRefused
 from ml.generator import Generator, GeneratorUnavailable, LocalGenerator, OpenAICompatibleGenerator
 from ml.models import SMOLLM2_NAME, prepare_from_gguf, smollm2_gguf
 
@@ -90,6 +92,30 @@ def sync_served_adapter(generator: Generator) -> str:
             )
             adapter_services.adapter_refused(version=target.version, reason=str(exc))
         return generator.served_adapter
+
+
+@contextmanager
+def using_adapter(version: str) -> Iterator[Generator]:
+    """This process's generator on ``version`` (an adapter or ``base``) instead of the
+    served one, for evaluating a candidate; the watcher waits, and the served adapter is
+    back afterwards. Only for worker and command-line processes, never the web server."""
+    from apps.adapters.models import AdapterVersion
+
+    generator = get_generator(watch=False)
+    with _swap_lock:
+        if version == BASE:
+            generator.activate(BASE, None, None)
+        else:
+            adapter = AdapterVersion.objects.get(version=version)
+            generator.activate(adapter.version, Path(adapter.path), adapter.checksum)
+        try:
+            yield generator
+        finally:
+            target = served_target()
+            try:
+                generator.activate(target.version, target.path, target.checksum)
+            except AdapterRefused:
+                generator.activate(BASE, None, None)
 
 
 def reset_generator() -> None:

@@ -19,6 +19,12 @@ class Conversation(models.Model):
         return self.title
 
 
+class Origin(models.TextChoices):
+    USER = "user", "Asked by a user"
+    EVALUATION = "evaluation", "Evaluation of an adapter"
+    SAMPLING = "sampling", "Sampled for preference data"
+
+
 class Answer(models.Model):
     """One question and the bot's answer, with everything needed to learn from it later:
     the retrieved passages and scores, the exact prompt, the generation settings, the model
@@ -35,6 +41,9 @@ class Answer(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     session_key = models.CharField(max_length=64, blank=True)
+    origin = models.CharField(
+        max_length=12, choices=Origin.choices, default=Origin.USER, db_index=True
+    )
     # A form's one-time token: the same submit twice returns the same Answer.
     client_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
     question = models.TextField()

@@ -20,8 +20,8 @@ from django.utils import timezone
 from apps.documents.models import Chunk
 from apps.documents.selectors import SearchHit, search_chunks
 from apps.judging.services import judge_enqueue
-from apps.qa import generation
-from apps.qa.models import Answer, Conversation
+from apps.qa.generation import get_generator
+from apps.qa.models import Answer, Conversation, Origin
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable
 from ml.prompting import (
     DECLINE,
@@ -62,6 +62,7 @@ def question_submit(
     session_key: str = "",
     conversation_id: int | None = None,
     client_token: str | None = None,
+    origin: str = "user",
 ) -> Answer:
     """Stores a question as a pending Answer. The same ``client_token`` twice (a double
     submit) returns the first Answer instead of asking again."""
@@ -92,6 +93,7 @@ def question_submit(
                 session_key=session_key,
                 client_token=client_token or None,
                 question=question,
+                origin=origin,
             )
     except IntegrityError:  # the same token submitted twice at the same moment
         return Answer.objects.get(client_token=client_token)
@@ -105,15 +107,18 @@ def answer_retry(*, answer_id: int) -> bool:
     )
 
 
-def answer_generate(*, answer_id: int) -> Answer:
-    """Runs an answer to completion without streaming (command line, API, no-JS form)."""
-    for event in answer_stream(answer_id=answer_id):
+def answer_generate(*, answer_id: int, generation: GenerationSettings | None = None) -> Answer:
+    """Runs an answer to completion without streaming (command line, API, no-JS form,
+    evaluation and sampling, which pass their own generation settings)."""
+    for event in answer_stream(answer_id=answer_id, generation=generation):
         if isinstance(event, Finished):
             return event.answer
     return Answer.objects.get(pk=answer_id)
 
 
-def answer_stream(*, answer_id: int) -> Iterator[Token | Finished]:
+def answer_stream(
+    *, answer_id: int, generation: GenerationSettings | None = None
+) -> Iterator[Token | Finished]:
     """Retrieves, prompts and generates one pending answer, yielding text as it comes.
 
     Only the caller that moves the row from pending to generating runs the model; anyone
@@ -136,14 +141,16 @@ def answer_stream(*, answer_id: int) -> Iterator[Token | Finished]:
         answer.template_version = TEMPLATE_VERSION
         messages = build_messages(answer.question, passages)
         answer.prompt_messages = messages
-        gen_settings = GenerationSettings(max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS)
+        gen_settings = generation or GenerationSettings(
+            max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS
+        )
         answer.generation_settings = gen_settings.as_dict()
         if not hits or hits[0].similarity < settings.ANSWER_MIN_SIMILARITY:
             # Nothing relevant was found: say so instead of letting the model improvise.
             yield Token(DECLINE)
             _finish(answer, text=DECLINE, passages=passages, result=None, started=started)
         else:
-            generator = generation.get_generator()
+            generator = get_generator()
             result: GenerationResult | None = None
             for event in generator.stream(messages, gen_settings):
                 if isinstance(event, GenerationResult):
@@ -242,7 +249,8 @@ def _finish(
     answer.status = Answer.Status.DONE
     answer.finished_at = timezone.now()
     answer.save()
-    judge_enqueue(answer.pk)
+    if answer.origin == Origin.USER:  # evaluation and sampling judge their own answers
+        judge_enqueue(answer.pk)
 
 
 def _attribute(text: str, passages: list[Passage]) -> tuple[str, list[int]]:

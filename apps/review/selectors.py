@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.feedback.models import Feedback
 from apps.judging.models import Judgement
+from apps.qa.models import Origin
 from apps.references.models import Reference
 from apps.review.models import Queue, ReviewDecision
 from ml.agreement import Agreement, agreement, spearman
@@ -51,7 +52,10 @@ def user_score_distribution() -> UserScores:
 
 
 def judged() -> Any:
-    return Judgement.objects.filter(status=Judgement.Status.DONE, score__isnull=False)
+    """Judgements of answers users asked (not of evaluation or sampling runs)."""
+    return Judgement.objects.filter(
+        status=Judgement.Status.DONE, score__isnull=False, answer__origin=Origin.USER
+    )
 
 
 def judge_versions() -> list[str]:

@@ -550,3 +550,11 @@ class LocalJudge(Judge):
                 )
             )
         return verdicts
+
+
+def key_fact_recall(facts: Sequence[str], response: str) -> float | None:
+    """The share of ``facts`` the response states (None when there are none to state)."""
+    if not facts:
+        return None
+    tokens = _tokens(response)
+    return sum(states_fact(fact, tokens) for fact in facts) / len(facts)

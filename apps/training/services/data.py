@@ -1,0 +1,259 @@
+"""Training data from what the portal has stored: preference pairs and SFT examples.
+
+Each build is a snapshot: rows in the database plus a JSON Lines file in TRL's
+conversational shape, with its SHA-256, so every run says exactly what it learned from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Avg, Q
+
+from apps.documents.selectors import search_chunks
+from apps.feedback.models import Feedback
+from apps.judging.models import Judgement
+from apps.qa.models import Answer
+from apps.references.models import Reference, ReferenceSet
+from apps.references.selectors import normalize_question
+from apps.training.models import DataSnapshot, PreferencePair, SFTExample
+from ml.prompting import DECLINE, Passage, build_messages
+from ml.training.data import PreferencePair as TrlPair
+from ml.training.data import SFTExample as TrlExample
+from ml.training.data import write_jsonl
+
+Label = PreferencePair.Label
+
+
+@dataclass(frozen=True)
+class Scored:
+    """An answer's score on the judge's 0-5 scale, from the most trusted label it has."""
+
+    answer: Answer
+    score: float
+    label: int
+
+
+def _user_score(score_1_to_5: float) -> float:
+    return (score_1_to_5 - 1) * 1.25  # 1..5 -> 0..5
+
+
+def scored_answers() -> list[Scored]:
+    """Every finished answer that was given a real prompt, with its best-trusted score:
+    an SME-validated judgement, else users' ratings, else the AI judge."""
+    answers = (
+        Answer.objects.filter(status=Answer.Status.DONE)
+        .exclude(prompt_messages=[])
+        .exclude(model_name="retrieval-gate")
+    )
+    sme = dict(
+        Judgement.objects.exclude(review_state=Judgement.Review.UNREVIEWED)
+        .filter(validated_score__isnull=False)
+        .values_list("answer_id", "validated_score")
+    )
+    users = dict(
+        Feedback.objects.values("answer_id")
+        .annotate(mean=Avg("score"))
+        .values_list("answer_id", "mean")
+    )
+    ai: dict[int, float] = {}
+    for answer_id, score in (
+        Judgement.objects.filter(status=Judgement.Status.DONE, score__isnull=False)
+        .order_by("judged_at")
+        .values_list("answer_id", "score")
+    ):
+        ai[answer_id] = score  # the latest judgement wins
+    result = []
+    for answer in answers.iterator(chunk_size=500):
+        if answer.pk in sme:
+            result.append(Scored(answer, sme[answer.pk], Label.SME))
+        elif answer.pk in users:
+            result.append(Scored(answer, _user_score(users[answer.pk]), Label.USER))
+        elif answer.pk in ai:
+            result.append(Scored(answer, ai[answer.pk], Label.AI))
+    return result
+
+
+def _fingerprint(question: str, chosen: str, rejected: str) -> str:
+    text = (
+        f"{normalize_question(question)}\0{' '.join(chosen.split())}\0{' '.join(rejected.split())}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _better_answer_pairs() -> list[dict[str, Any]]:
+    pairs = []
+    low = (
+        Feedback.objects.filter(score__lte=2)
+        .exclude(better_answer="")
+        .exclude(better_answer_state=Feedback.BetterAnswer.REJECTED)
+    )
+    for feedback in low.select_related("answer").prefetch_related("references"):
+        answer = feedback.answer
+        if not answer.prompt_messages or answer.status != Answer.Status.DONE:
+            continue
+        accepted = next(
+            (r for r in feedback.references.all() if r.status == Reference.Status.VALIDATED), None
+        )
+        chosen = accepted.answer if accepted else feedback.better_answer
+        pairs.append(
+            {
+                "source": PreferencePair.Source.BETTER_ANSWER,
+                "label": Label.SME if accepted else Label.USER,
+                "question": answer.question,
+                "prompt": answer.prompt_messages,
+                "chosen": chosen,
+                "rejected": answer.text,
+                "margin": 5.0 - _user_score(feedback.score),
+                "chosen_answer": None,
+                "rejected_answer": answer,
+            }
+        )
+    return pairs
+
+
+def _score_gap_pairs(min_margin: float) -> list[dict[str, Any]]:
+    groups: dict[str, list[Scored]] = defaultdict(list)
+    for scored in scored_answers():
+        groups[normalize_question(scored.answer.question)].append(scored)
+    pairs = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda s: (s.score, s.label, s.answer.pk))
+        worst, best = group[0], group[-1]
+        margin = best.score - worst.score
+        if margin < min_margin or best.answer.text.strip() == worst.answer.text.strip():
+            continue
+        sampled = {best.answer.origin, worst.answer.origin} == {"sampling"}
+        pairs.append(
+            {
+                "source": PreferencePair.Source.SAMPLED
+                if sampled
+                else PreferencePair.Source.SCORE_GAP,
+                # A pair is only as trustworthy as the weaker of its two labels.
+                "label": min(best.label, worst.label),
+                "question": best.answer.question,
+                "prompt": best.answer.prompt_messages,
+                "chosen": best.answer.text,
+                "rejected": worst.answer.text,
+                "margin": margin,
+                "chosen_answer": best.answer,
+                "rejected_answer": worst.answer,
+            }
+        )
+    return pairs
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _snapshot_path(kind: str, snapshot_id: int) -> Path:
+    folder = settings.VAR_DIR / "training" / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{kind}-{snapshot_id}.jsonl"
+
+
+def preferences_build(*, min_margin: float | None = None) -> DataSnapshot:
+    """Builds today's preference pairs into a new snapshot.
+
+    Sources: a better answer (SME-accepted or a user's) over the low-rated bot answer; the
+    best- over the worst-scored answer to the same question when their scores differ by at
+    least ``min_margin`` (sampled answers, judged against references, are such answers).
+    Duplicates collapse into one pair; when two pairs put the same answers in opposite
+    order, the one with the more trusted label (SME > user > AI) stays.
+    """
+    margin = settings.PREFERENCE_MIN_MARGIN if min_margin is None else min_margin
+    kept: dict[tuple[str, frozenset[str]], dict[str, Any]] = {}
+    for pair in _better_answer_pairs() + _score_gap_pairs(margin):
+        key = (
+            normalize_question(pair["question"]),
+            frozenset({" ".join(pair["chosen"].split()), " ".join(pair["rejected"].split())}),
+        )
+        other = kept.get(key)
+        if other is None or (pair["label"], pair["margin"]) > (other["label"], other["margin"]):
+            kept[key] = pair
+    with transaction.atomic():
+        snapshot = DataSnapshot.objects.create(kind=DataSnapshot.Kind.PREFERENCES)
+        rows = [
+            PreferencePair(
+                snapshot=snapshot,
+                fingerprint=_fingerprint(p["question"], p["chosen"], p["rejected"]),
+                **p,
+            )
+            for p in kept.values()
+        ]
+        PreferencePair.objects.bulk_create(rows)
+        path = _snapshot_path("preferences", snapshot.pk)
+        write_jsonl(path, (_trl_pair(row).as_trl() for row in rows))
+        counts: dict[str, int] = defaultdict(int)
+        for row in rows:
+            counts[row.source] += 1
+            counts[f"label_{Label(row.label).name.lower()}"] += 1
+        snapshot.size, snapshot.counts = len(rows), dict(counts)
+        snapshot.path, snapshot.sha256 = str(path), _sha256(path)
+        snapshot.save()
+    return snapshot
+
+
+def _trl_pair(row: PreferencePair) -> TrlPair:
+    return TrlPair(prompt=tuple(row.prompt), chosen=row.chosen, rejected=row.rejected)
+
+
+def snapshot_pairs(snapshot: DataSnapshot) -> list[TrlPair]:
+    return [_trl_pair(row) for row in snapshot.pairs.all()]
+
+
+def _prompt_for(question: str) -> list[dict[str, str]]:
+    """The chat the generator would see for ``question`` today (retrieval included)."""
+    hits = search_chunks(query=question, k=settings.ANSWER_PASSAGES)
+    passages = [
+        Passage(
+            number=n,
+            chunk_id=h.chunk_id,
+            document=h.document_title,
+            page=h.page_number if h.kind == "pdf" else None,
+            section=h.section,
+            text=h.text,
+        )
+        for n, h in enumerate(hits, start=1)
+    ]
+    return build_messages(question, passages)
+
+
+def sft_build(*, set_name: str = ReferenceSet.TRAINING) -> DataSnapshot:
+    """SFT examples from validated references of ``set_name``: the prompt the generator
+    would see for the question, the reference answer (the decline for questions the
+    documents do not cover) as the completion."""
+    references = Reference.objects.filter(
+        Q(reference_set__name=set_name), status=Reference.Status.VALIDATED
+    ).order_by("pk")
+    with transaction.atomic():
+        snapshot = DataSnapshot.objects.create(kind=DataSnapshot.Kind.SFT)
+        rows = [
+            SFTExample(
+                snapshot=snapshot,
+                reference=reference,
+                prompt=_prompt_for(reference.question),
+                completion=reference.answer if reference.answerable else DECLINE,
+            )
+            for reference in references
+        ]
+        SFTExample.objects.bulk_create(rows)
+        path = _snapshot_path("sft", snapshot.pk)
+        write_jsonl(path, (TrlExample(tuple(r.prompt), r.completion).as_trl() for r in rows))
+        snapshot.size, snapshot.counts = len(rows), {"references": len(rows)}
+        snapshot.path, snapshot.sha256 = str(path), _sha256(path)
+        snapshot.save()
+    return snapshot
+
+
+def snapshot_examples(snapshot: DataSnapshot) -> list[TrlExample]:
+    return [TrlExample(tuple(r.prompt), r.completion) for r in snapshot.examples.all()]

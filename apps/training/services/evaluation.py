@@ -1,0 +1,150 @@
+"""Evaluation: an adapter (or ``base``) answers every question of a reference set through
+the real pipeline (retrieval, prompt, generation, citations), and the judge scores each
+answer against its reference. The figures are the pilot's: mean AI score, shares above
+and below 3, semantic similarity to the reference, key-fact recall, citation accuracy."""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.documents.embedding import get_embedder
+from apps.documents.models import Chunk
+from apps.judging.judge import get_judge
+from apps.qa.generation import using_adapter
+from apps.qa.models import Origin
+from apps.qa.services import answer_generate, question_submit
+from apps.references.models import Reference
+from apps.references.selectors import references_validated
+from apps.training.models import Evaluation, EvaluationItem
+from ml.generator import GenerationSettings
+from ml.judging import JudgeError, JudgeRequest
+from ml.judging.local import key_fact_recall
+
+METRICS = (
+    "n",
+    "ai_score_mean",
+    "share_above_3",
+    "share_below_3",
+    "semantic_similarity",
+    "key_fact_recall",
+    "citation_accuracy",
+)
+
+
+class InvalidEvaluation(ValueError):
+    """An evaluation that cannot run as asked; the message says why."""
+
+
+def _references(set_name: str, limit: int | None) -> QuerySet[Reference]:
+    references = references_validated(set_name=set_name).order_by("pk")
+    if not references.exists():
+        raise InvalidEvaluation(
+            f"the reference set {set_name!r} has no validated references "
+            "(import_references FILE --set NAME)"
+        )
+    return references[:limit] if limit else references
+
+
+def _cites_gold(reference: Reference, citations: list[dict]) -> bool | None:
+    if not reference.answerable or reference.page is None or not reference.document_name:
+        return None
+    return any(
+        c.get("page") == reference.page
+        and (
+            c.get("document_id") == reference.document_id
+            or c.get("document") == reference.document_name
+        )
+        for c in citations
+    )
+
+
+def evaluation_run(
+    *, adapter_version: str, set_name: str = "validation", limit: int | None = None
+) -> Evaluation:
+    """Answers and judges every question of ``set_name`` with ``adapter_version`` in this
+    process (a worker or the command line; never the web server)."""
+    references = list(_references(set_name, limit))
+    judge = get_judge()
+    evaluation = Evaluation.objects.create(
+        adapter_version=adapter_version,
+        reference_set=set_name,
+        limit=limit,
+        judge_version=judge.version,
+    )
+    embedder = get_embedder()
+    generation = GenerationSettings(max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS)
+    try:
+        with using_adapter(adapter_version):
+            for reference in references:
+                answer = question_submit(
+                    question=reference.question, user=None, origin=Origin.EVALUATION
+                )
+                answer = answer_generate(answer_id=answer.pk, generation=generation)
+                chunk_ids = [r["chunk_id"] for r in answer.retrieved]
+                texts = dict(Chunk.objects.filter(pk__in=chunk_ids).values_list("pk", "text"))
+                request = JudgeRequest(
+                    question=reference.question,
+                    response=answer.text,
+                    reference=reference.answer,
+                    key_facts=tuple(reference.key_facts),
+                    passages=tuple(texts[c] for c in chunk_ids if c in texts),
+                    answerable=reference.answerable,
+                )
+                try:
+                    verdict = judge.judge(request)
+                    score, comment = verdict.score, verdict.comment
+                except JudgeError as exc:
+                    score, comment = None, f"not judged: {exc}"
+                vectors = embedder.embed([answer.text or " ", reference.answer])
+                EvaluationItem.objects.create(
+                    evaluation=evaluation,
+                    reference=reference,
+                    answer=answer,
+                    question=reference.question,
+                    response=answer.text,
+                    score=score,
+                    comment=comment,
+                    similarity=round(float(vectors[0] @ vectors[1]), 4),
+                    key_fact_recall=key_fact_recall(reference.key_facts, answer.text)
+                    if reference.answerable
+                    else None,
+                    cites_gold_page=_cites_gold(reference, answer.citations),
+                )
+    except Exception as exc:
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            status=Evaluation.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:4000],
+            finished_at=timezone.now(),
+        )
+        raise
+    evaluation.metrics = evaluation_metrics(evaluation)
+    evaluation.status = Evaluation.Status.DONE
+    evaluation.finished_at = timezone.now()
+    evaluation.save(update_fields=["metrics", "status", "finished_at"])
+    return evaluation
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(fmean(values), 4) if values else None
+
+
+def evaluation_metrics(evaluation: Evaluation) -> dict[str, float | int | None]:
+    items = list(evaluation.items.all())
+    scores = [i.score for i in items if i.score is not None]
+    return {
+        "n": len(items),
+        "ai_score_mean": _mean(scores),
+        "share_above_3": _mean([float(s > 3) for s in scores]),
+        "share_below_3": _mean([float(s < 3) for s in scores]),
+        "semantic_similarity": _mean([i.similarity for i in items if i.similarity is not None]),
+        "key_fact_recall": _mean(
+            [i.key_fact_recall for i in items if i.key_fact_recall is not None]
+        ),
+        "citation_accuracy": _mean(
+            [float(i.cites_gold_page) for i in items if i.cites_gold_page is not None]
+        ),
+    }

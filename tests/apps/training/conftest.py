@@ -1,0 +1,103 @@
+"""Training tests run on a tiny randomly initialised Llama (seconds per run) that shares
+SmolLM2's tokenizer and chat template, with small settings for every algorithm."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apps.qa import generation
+from apps.qa.models import Answer, Conversation
+from apps.references.services import references_import
+from tests import support
+
+SMALL = {
+    "reward": {"num_train_epochs": 1, "max_length": 256, "per_device_train_batch_size": 4},
+    "sft": {"num_train_epochs": 1, "max_length": 512, "lora_r": 4, "lora_alpha": 8},
+    "ppo": {
+        "total_updates": 2,
+        "batch_size": 2,
+        "mini_batch_size": 1,
+        "ppo_epochs": 1,
+        "max_new_tokens": 8,
+        "max_prompt_tokens": 256,
+        "lora_r": 4,
+        "lora_alpha": 8,
+    },
+    "dpo": {"num_train_epochs": 1, "max_length": 512, "lora_r": 4, "lora_alpha": 8},
+    "kto": {"num_train_epochs": 1, "max_length": 512, "lora_r": 4, "lora_alpha": 8},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ml.training.common import make_tiny_llama
+
+    return make_tiny_llama(
+        tmp_path_factory.mktemp("tiny") / "tiny-llama", tokenizer_from=base_model_path
+    )
+
+
+@pytest.fixture
+def tiny_generator(settings, tiny_model: Path, tmp_path: Path) -> Iterator[Path]:
+    settings.GENERATOR_BACKEND = "local"
+    settings.GENERATOR_MODEL_PATH = str(tiny_model)
+    settings.GENERATION_MAX_NEW_TOKENS = 16
+    settings.TRAINING_DEFAULTS = SMALL
+    settings.ADAPTERS_DIR = tmp_path / "adapters"
+    settings.REWARD_MODELS_DIR = tmp_path / "reward_models"
+    generation.reset_generator()
+    yield tiny_model
+    generation.reset_generator()
+
+
+def feedback_history(count: int = 5) -> None:
+    """Low-rated answers with users' better answers: real preference data."""
+    user = support.make_user("eve-trainer", "engineers")
+    from apps.feedback.services import feedback_submit
+
+    for n in range(count):
+        prompt = [
+            {"role": "system", "content": "Answer from the numbered passages and cite them."},
+            {
+                "role": "user",
+                "content": f"[1] Repair leaks above 10% a year within 30 days.\n\n"
+                f"How quickly must leak {n} be repaired?",
+            },
+        ]
+        conversation = Conversation.objects.create(title="q")
+        answer = Answer.objects.create(
+            conversation=conversation,
+            question=f"How quickly must leak {n} be repaired?",
+            text="Leaks are bad.",
+            status=Answer.Status.DONE,
+            prompt_messages=prompt,
+            model_name="tiny",
+        )
+        feedback_submit(
+            answer_id=answer.pk, user=user, score=1, better_answer="Within 30 days [1]."
+        )
+
+
+def reference_sets(tmp_path: Path, count: int = 3) -> None:
+    lines = [line for line in support.EVAL.read_text().splitlines() if '"UFC' in line][:count]
+    path = tmp_path / "refs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    references_import(path=path, set_name="validation")
+    references_import(path=path, set_name="training")
+
+
+def small_settings_env(tiny_model: Path, var: Path) -> dict[str, str]:
+    return {
+        "GENERATOR_BACKEND": "local",
+        "GENERATOR_MODEL_PATH": str(tiny_model),
+        "GENERATION_MAX_NEW_TOKENS": "16",
+        "TRAINING_DEFAULTS": json.dumps(SMALL),
+        "LOOP_SAMPLE_QUESTIONS": "2",
+        "LOOP_SAMPLES_PER_QUESTION": "2",
+        "LOOP_EVAL_LIMIT": "2",
+        "ADAPTER_WATCH": "false",
+    }

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from portal.celery import DEFAULT_QUEUE, GPU_QUEUE
+
+
+@shared_task(
+    name="training.train",
+    queue=GPU_QUEUE,
+    # The claim in run_execute makes a redelivered message a no-op, so late acks are safe;
+    # the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT) outlasts the longest run.
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def train(run_id: int) -> str:
+    from apps.training.services.runs import run_execute
+
+    return run_execute(run_id=run_id).status
+
+
+@shared_task(name="training.nightly", queue=GPU_QUEUE)
+def nightly() -> str:
+    # Not acks_late: a loop that dies half-way is not re-run until the next night.
+    from apps.training.services.loop import loop_run
+
+    return loop_run().status
+
+
+@shared_task(name="training.fail_stalled", queue=DEFAULT_QUEUE)
+def fail_stalled() -> int:
+    from apps.training.services.runs import runs_fail_stalled
+
+    return runs_fail_stalled()
