@@ -29,6 +29,17 @@ def base_model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised Llama with SmolLM2's tokenizer and chat template:
+    training runs on it take seconds."""
+    from ml.training.common import make_tiny_llama
+
+    return make_tiny_llama(
+        tmp_path_factory.mktemp("tiny") / "tiny-llama", tokenizer_from=base_model_path
+    )
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The real Redis the settings name: embedded (started here) unless REDIS_URL is set."""
     from django.conf import settings

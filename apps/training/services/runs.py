@@ -115,7 +115,7 @@ def run_create(
     if snapshot is None:
         raise InvalidRun(
             f"no {kind} snapshot to train {algorithm} on: build one first "
-            f"({'build_preferences' if kind == DataSnapshot.Kind.PREFERENCES else 'build_sft'})"
+            f"(manage.py build_preferences{'' if kind == DataSnapshot.Kind.PREFERENCES else ' --sft'})"
         )
     if snapshot.size == 0:
         raise InvalidRun(f"snapshot {snapshot.label} is empty: there is nothing to learn from yet")

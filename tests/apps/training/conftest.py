@@ -32,15 +32,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ml.training.common import make_tiny_llama
-
-    return make_tiny_llama(
-        tmp_path_factory.mktemp("tiny") / "tiny-llama", tokenizer_from=base_model_path
-    )
-
-
 @pytest.fixture
 def tiny_generator(settings, tiny_model: Path, tmp_path: Path) -> Iterator[Path]:
     settings.GENERATOR_BACKEND = "local"

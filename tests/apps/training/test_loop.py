@@ -1,0 +1,115 @@
+"""Evaluation, the promotion gate and the nightly chain, in-process on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.adapters.selectors import served_target
+from apps.training.models import Evaluation, LoopRun
+from apps.training.services.evaluation import METRICS
+from apps.training.services.loop import gate_check, loop_run
+from tests import support
+from tests.apps.training.conftest import feedback_history, reference_sets
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(300)]
+
+SERVED = {
+    "n": 40,
+    "ai_score_mean": 3.9,
+    "share_above_3": 0.781,
+    "share_below_3": 0.219,
+    "semantic_similarity": 0.64,
+    "key_fact_recall": 0.5,
+    "citation_accuracy": 0.6,
+}
+
+
+def test_the_gate_needs_a_gain_on_the_primary_metric_and_no_regression():
+    better = {**SERVED, "ai_score_mean": 4.2, "share_above_3": 0.855, "share_below_3": 0.145}
+    assert gate_check(candidate=better, served=SERVED, margin=0.1, tolerance=0.02).passed
+    small_gain = {**SERVED, "ai_score_mean": 3.95}
+    result = gate_check(candidate=small_gain, served=SERVED, margin=0.1, tolerance=0.02)
+    assert not result.passed and "ai_score_mean 3.950 against 3.900" in result.reasons[0]
+    regressed = {**better, "citation_accuracy": 0.5}
+    result = gate_check(candidate=regressed, served=SERVED, margin=0.1, tolerance=0.02)
+    assert result.reasons == ["citation_accuracy regressed 0.600 -> 0.500 (tolerance 0.02)"]
+    more_below = {**better, "share_below_3": 0.3}  # lower is better for this one
+    assert not gate_check(candidate=more_below, served=SERVED, margin=0.1, tolerance=0.02).passed
+    fewer = {**better, "n": 39}
+    assert not gate_check(candidate=fewer, served=SERVED, margin=0.1, tolerance=0.02).passed
+
+
+@pytest.fixture
+def portal(tiny_generator: Path, small_pdf: bytes, tmp_path: Path) -> None:
+    support.ingest("UFC_3-410-01_2013_c9_HVAC_Criteria.pdf", small_pdf)
+    reference_sets(tmp_path)
+    feedback_history()
+
+
+def test_evaluate_prints_the_pilots_figures(portal: None, capsys: pytest.CaptureFixture):
+    call_command("evaluate", "--set", "validation", "--adapter", "base", "--limit", "2", "--json")
+    figures = json.loads(capsys.readouterr().out)
+    assert list(figures) == list(METRICS)
+    assert figures["n"] == 2
+    assert 0 <= figures["ai_score_mean"] <= 5 and -1 <= figures["semantic_similarity"] <= 1
+    assert figures["share_above_3"] + figures["share_below_3"] <= 1
+    evaluation = Evaluation.objects.get()
+    assert evaluation.items.count() == 2 and all(i.comment for i in evaluation.items.all())
+    with pytest.raises(CommandError, match="no adapter 'v9'"):
+        call_command("evaluate", "--adapter", "v9")
+    with pytest.raises(CommandError, match="no validated references"):
+        call_command("evaluate", "--set", "nonexistent")
+
+
+def test_a_candidate_that_fails_the_gate_is_not_served(portal: None, settings):
+    settings.LOOP_SAMPLE_QUESTIONS = 1
+    settings.LOOP_SAMPLES_PER_QUESTION = 2
+    settings.LOOP_EVAL_LIMIT = 2
+    settings.PROMOTION_MARGIN = 10.0  # no candidate can gain 10 points
+    loop = loop_run(algorithm="dpo")
+    assert loop.status == LoopRun.Status.KEPT, loop.error
+    assert [s["step"] for s in loop.steps] == [
+        "sample_answers",
+        "build_preferences",
+        "train_dpo",
+        "evaluate_served",
+        "evaluate_candidate",
+    ]
+    assert all(s["status"] == "done" for s in loop.steps)
+    assert not loop.gate["passed"] and "needs a gain of at least 10" in loop.gate["reasons"][0]
+    assert served_target().version == "base" and loop.candidate
+
+
+def test_a_failing_step_stops_the_loop_and_serves_nothing(portal: None, settings):
+    settings.LOOP_SAMPLE_QUESTIONS = 0
+    small = settings.TRAINING_DEFAULTS
+    settings.TRAINING_DEFAULTS = {**small, "ppo": {**small["ppo"], "kl_stop": 1e-9}}
+    loop = loop_run(algorithm="ppo")
+    assert loop.status == LoopRun.Status.FAILED and "TrainingDiverged" in loop.error
+    assert loop.steps[-1]["step"] == "train_ppo" and loop.steps[-1]["status"] == "failed"
+    assert served_target().version == "base"
+
+
+def test_run_loop_command_promotes_when_the_gate_passes(
+    portal: None, settings, capsys: pytest.CaptureFixture
+):
+    settings.LOOP_SAMPLE_QUESTIONS = 0
+    settings.LOOP_EVAL_LIMIT = 2
+    settings.PROMOTION_MARGIN = -10.0  # any candidate passes: this test is about promotion
+    settings.PROMOTION_TOLERANCE = 10.0
+    call_command("run_loop", "--algorithm", "kto", "--json")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    result = lines[-1]
+    assert result["status"] == "promoted" and result["gate"]["passed"]
+    assert [line["step"] for line in lines[:-1]][-1] == "promote"
+    assert served_target().version == result["candidate"]
+    call_command("rollback")
+    assert served_target().version == "base"
+    call_command("promote", result["candidate"])
+    assert served_target().version == result["candidate"]
+    with pytest.raises(CommandError, match="no adapter 'v9'"):
+        call_command("promote", "v9")

@@ -1,0 +1,109 @@
+"""The learning loop through a real ``gpu`` worker process on the tiny model: the nightly
+chain end to end, a redelivered run, and a run cancelled while it trains."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apps.adapters.models import AdapterVersion
+from apps.adapters.selectors import served_target
+from apps.training.models import LoopRun, RunMetric, TrainingRun
+from apps.training.services.data import preferences_build
+from apps.training.services.runs import run_cancel, run_create
+from tests import support
+from tests.apps.training.conftest import (
+    SMALL,
+    feedback_history,
+    reference_sets,
+    small_settings_env,
+)
+from workers.training import nightly, train
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def gpu_worker(
+    worker_env: dict[str, str], tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[object]:
+    env = {
+        **worker_env,
+        **small_settings_env(tiny_model, Path(worker_env["PORTAL_VAR_DIR"])),
+        # This worker's gate lets any candidate through: these tests are about the chain.
+        "PROMOTION_MARGIN": "-10",
+        "PROMOTION_TOLERANCE": "10",
+    }
+    log = Path(tmp_path_factory.mktemp("gpu-worker")) / "worker.log"
+    process = support.start_worker(env, queues="gpu", name="gpu-test", log=log)
+    yield process
+    support.stop(process)
+
+
+@pytest.fixture
+def portal(settings, tiny_model: Path, small_pdf: bytes, tmp_path: Path) -> None:
+    settings.TRAINING_DEFAULTS = SMALL
+    support.ingest("UFC_3-410-01_2013_c9_HVAC_Criteria.pdf", small_pdf)
+    reference_sets(tmp_path)
+    feedback_history()
+
+
+def _status(run_id: int) -> str:
+    return TrainingRun.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+def test_the_nightly_chain_runs_end_to_end(portal: None, gpu_worker: object):
+    nightly.delay()
+    support.wait_for(
+        lambda: LoopRun.objects.exclude(status=LoopRun.Status.RUNNING).exists(),
+        timeout=420,
+        interval=1,
+        message="the nightly loop",
+    )
+    loop = LoopRun.objects.get()
+    assert loop.status == LoopRun.Status.PROMOTED, (loop.error, loop.steps)
+    assert [s["step"] for s in loop.steps] == [
+        "sample_answers",
+        "build_preferences",
+        "train_reward",
+        "train_ppo",
+        "evaluate_served",
+        "evaluate_candidate",
+        "promote",
+    ]
+    ppo = TrainingRun.objects.get(algorithm="ppo")
+    assert ppo.reward_run.algorithm == "reward" and ppo.version == loop.candidate
+    assert RunMetric.objects.filter(run=ppo).count() == SMALL["ppo"]["total_updates"]
+    assert served_target().version == loop.candidate
+    assert loop.steps[0]["result"]["answers"] == 4  # 2 questions x 2 samples, judged
+
+
+def test_a_redelivered_run_trains_once(portal: None, gpu_worker: object):
+    preferences_build(min_margin=1.0)
+    run = run_create(algorithm="dpo", enqueue=False)
+    for _ in range(3):
+        train.delay(run.pk)
+    support.wait_for(lambda: _status(run.pk) == "succeeded", timeout=300, message="dpo run")
+    run.refresh_from_db()
+    # One training: TRL's end-of-training summary (train_runtime) was logged once.
+    rows = [v for v in RunMetric.objects.filter(run=run).values_list("values", flat=True)]
+    assert sum("train_runtime" in values for values in rows) == 1
+    assert AdapterVersion.objects.filter(algorithm="dpo").count() == 1
+    assert TrainingRun.objects.get(pk=run.pk).started_at == run.started_at
+
+
+def test_a_run_cancelled_while_training_keeps_nothing(portal: None, gpu_worker: object):
+    preferences_build(min_margin=1.0)
+    served = served_target().version
+    run = run_create(algorithm="dpo", config={"num_train_epochs": 200})
+    support.wait_for(
+        lambda: TrainingRun.objects.get(pk=run.pk).progress_done >= 1,
+        timeout=300,
+        message="the run to start training",
+    )
+    run_cancel(run_id=run.pk)
+    support.wait_for(lambda: _status(run.pk) == "cancelled", timeout=120, message="cancel")
+    assert not AdapterVersion.objects.filter(version__startswith=f"dpo-{run.pk}-").exists()
+    assert served_target().version == served
