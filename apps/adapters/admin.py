@@ -13,7 +13,8 @@ class AdapterVersionAdmin(admin.ModelAdmin):
     list_display = [
         "version",
         "algorithm",
-        "parent",
+        "lineage",
+        "key_metrics",
         "base_model",
         "is_served",
         "refused_reason",
@@ -38,6 +39,27 @@ class AdapterVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="Lineage (newest first)")
+    def lineage(self, obj: AdapterVersion) -> str:
+        chain, seen, current = [], set(), obj.parent
+        while current is not None and current.pk not in seen and len(chain) < 8:
+            chain.append(current.version)
+            seen.add(current.pk)
+            current = current.parent
+        return " <- ".join([obj.version, *chain, "base"])
+
+    @admin.display(description="Metrics")
+    def key_metrics(self, obj: AdapterVersion) -> str:
+        shown = ("reward_mean", "kl", "loss_last", "train_loss", "rewards/accuracies", "seconds")
+        return (
+            ", ".join(
+                f"{name} {obj.metrics[name]:.3g}"
+                for name in shown
+                if isinstance(obj.metrics.get(name), int | float)
+            )
+            or "-"
+        )
 
     @admin.display(boolean=True, description="Served")
     def is_served(self, obj: AdapterVersion) -> bool:

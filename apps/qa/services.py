@@ -135,7 +135,7 @@ def answer_stream(
     try:
         hits = search_chunks(query=answer.question, k=settings.ANSWER_PASSAGES)
         retrieve_ms = (time.perf_counter() - started) * 1000
-        passages = _passages(hits)
+        passages = passages_for(hits)
         answer.retrieved = [_hit_record(number, hit) for number, hit in enumerate(hits, start=1)]
         answer.retrieve_ms = round(retrieve_ms, 1)
         answer.template_version = TEMPLATE_VERSION
@@ -183,7 +183,8 @@ def _wait_for(answer_id: int, timeout: float = 600) -> Answer:
     return Answer.objects.get(pk=answer_id)
 
 
-def _passages(hits: list[SearchHit]) -> list[Passage]:
+def passages_for(hits: list[SearchHit]) -> list[Passage]:
+    """Search hits as the numbered passages of a prompt."""
     return [
         Passage(
             number=number,

@@ -20,10 +20,11 @@ from apps.documents.selectors import search_chunks
 from apps.feedback.models import Feedback
 from apps.judging.models import Judgement
 from apps.qa.models import Answer
+from apps.qa.services import passages_for
 from apps.references.models import Reference, ReferenceSet
 from apps.references.selectors import normalize_question
 from apps.training.models import DataSnapshot, PreferencePair, SFTExample
-from ml.prompting import DECLINE, Passage, build_messages
+from ml.prompting import DECLINE, build_messages
 from ml.training.data import PreferencePair as TrlPair
 from ml.training.data import SFTExample as TrlExample
 from ml.training.data import write_jsonl
@@ -213,19 +214,9 @@ def snapshot_pairs(snapshot: DataSnapshot) -> list[TrlPair]:
 
 def _prompt_for(question: str) -> list[dict[str, str]]:
     """The chat the generator would see for ``question`` today (retrieval included)."""
-    hits = search_chunks(query=question, k=settings.ANSWER_PASSAGES)
-    passages = [
-        Passage(
-            number=n,
-            chunk_id=h.chunk_id,
-            document=h.document_title,
-            page=h.page_number if h.kind == "pdf" else None,
-            section=h.section,
-            text=h.text,
-        )
-        for n, h in enumerate(hits, start=1)
-    ]
-    return build_messages(question, passages)
+    return build_messages(
+        question, passages_for(search_chunks(query=question, k=settings.ANSWER_PASSAGES))
+    )
 
 
 def sft_build(*, set_name: str = ReferenceSet.TRAINING) -> DataSnapshot:
