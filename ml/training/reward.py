@@ -30,11 +30,13 @@ from ml import adapters
 from ml.training.common import (
     MemoryReporter,
     Reporter,
+    check_new_version,
     check_stop,
     config_dict,
     device_name,
     new_version,
-    trl_precision_flags,
+    scratch_dir,
+    trl_training_args,
 )
 from ml.training.data import PreferencePair, prompt_text
 from ml.training.results import TrainResult
@@ -101,9 +103,7 @@ def main(
         raise ValueError("no preference pairs to train on")
     backbone = _backbone(config.backbone)
     out_dir = Path(config.out_dir)
-    version = config.version or new_version(ALGORITHM)
-    if (out_dir / version).exists():
-        raise FileExistsError(f"reward model folder already exists: {out_dir / version}")
+    version = check_new_version(out_dir, config.version or new_version(ALGORITHM))
     check_stop(reporter)
     device = device_name(config.device)
 
@@ -131,20 +131,10 @@ def main(
         }
         for p in train_pairs
     ]
-    with tempfile.TemporaryDirectory(prefix="reward-") as scratch:
-        args = TRLRewardConfig(
-            output_dir=scratch,
-            learning_rate=config.learning_rate,
-            num_train_epochs=config.num_train_epochs,
-            per_device_train_batch_size=config.per_device_train_batch_size,
-            max_length=config.max_length,
-            seed=config.seed,
-            logging_steps=1,
-            **trl_precision_flags(device),
-        )
+    with scratch_dir() as scratch:
         trainer = RewardTrainer(
             model=model,
-            args=args,
+            args=trl_training_args(TRLRewardConfig, config, output_dir=scratch, device=device),
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
         )

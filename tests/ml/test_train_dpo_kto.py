@@ -8,33 +8,16 @@ import pytest
 
 from ml import adapters
 from ml.training import dpo, kto
-from ml.training.common import Cancelled, MemoryReporter, make_tiny_llama, save_adapter
+from ml.training.common import Cancelled, MemoryReporter, save_adapter
 from ml.training.data import PreferencePair
-
-FACTS = [
-    ("minimum clear width of an exit corridor", "1120 mm"),
-    ("maximum slope of an accessible ramp", "1 in 12"),
-    ("minimum headroom over a stairway", "2030 mm"),
-    ("minimum height of a guard rail", "1070 mm"),
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny", tokenizer_from=base_model_path)
+from tests.ml.training_fixtures import FACTS, fact_prompt, grounded_answer, tiny_run
 
 
 def pairs() -> list[PreferencePair]:
     return [
         PreferencePair(
-            prompt=(
-                {"role": "system", "content": "Answer from the passages and cite them."},
-                {
-                    "role": "user",
-                    "content": f"[1] The {subject} is {value}.\n\nWhat is the {subject}?",
-                },
-            ),
-            chosen=f"The {subject} is {value} [1].",
+            prompt=fact_prompt(subject, value),
+            chosen=grounded_answer(subject, value),
             rejected="I enjoy hiking in the mountains.",
         )
         for subject, value in FACTS
@@ -46,16 +29,11 @@ def config(
 ):
     config_type = dpo.DPOConfig if job is dpo else kto.KTOConfig
     fields: dict = {
-        "base_model": str(tiny_model),
-        "adapters_dir": str(adapters_dir),
-        "version": version,
+        **tiny_run(tiny_model, adapters_dir, version),
         "learning_rate": 1e-3,
         "num_train_epochs": 1,
         # DPO: 4 pairs in 2 steps; KTO: 8 unpaired examples in 2 steps.
         "per_device_train_batch_size": 2 if job is dpo else 4,
-        "lora_r": 8,
-        "lora_alpha": 16,
-        "data_snapshot": "facts-4",
     }
     return config_type(**{**fields, **overrides})
 

@@ -6,50 +6,25 @@ from pathlib import Path
 import pytest
 
 from ml import adapters
-from ml.training.common import MemoryReporter, make_tiny_llama
+from ml.training.common import MemoryReporter
 from ml.training.data import SFTExample
 from ml.training.sft import SFTConfig, main
-
-FACTS = [
-    ("minimum clear width of an exit corridor", "1120 mm"),
-    ("maximum slope of an accessible ramp", "1 in 12"),
-    ("minimum headroom over a stairway", "2030 mm"),
-    ("minimum height of a guard rail", "1070 mm"),
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny", tokenizer_from=base_model_path)
+from tests.ml.training_fixtures import FACTS, fact_prompt, grounded_answer, tiny_run
 
 
 def examples() -> list[SFTExample]:
     return [
-        SFTExample(
-            prompt=(
-                {"role": "system", "content": "Answer from the passages and cite them."},
-                {
-                    "role": "user",
-                    "content": f"[1] The {subject} is {value}.\n\nWhat is the {subject}?",
-                },
-            ),
-            completion=f"The {subject} is {value} [1].",
-        )
+        SFTExample(prompt=fact_prompt(subject, value), completion=grounded_answer(subject, value))
         for subject, value in FACTS
     ]
 
 
 def config(tiny_model: Path, adapters_dir: Path, version: str, **overrides: object) -> SFTConfig:
     fields: dict = {
-        "base_model": str(tiny_model),
-        "adapters_dir": str(adapters_dir),
-        "version": version,
+        **tiny_run(tiny_model, adapters_dir, version),
         "learning_rate": 1e-2,
         "num_train_epochs": 4,
         "per_device_train_batch_size": 2,
-        "lora_r": 8,
-        "lora_alpha": 16,
-        "data_snapshot": "facts-4",
     }
     return SFTConfig(**{**fields, **overrides})
 
