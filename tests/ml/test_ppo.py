@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,11 +17,11 @@ import torch
 from ml import adapters
 from ml.prompting import Passage, build_messages
 from ml.training.common import Cancelled, MemoryReporter, TrainingDiverged, make_tiny_llama
+from ml.training.data import PreferencePair
 from ml.training.ppo import (
     AdaptiveKLController,
     LengthGuard,
     PPOConfig,
-    PPOResult,
     compute_gae,
     kl_penalised_rewards,
     main,
@@ -28,9 +31,9 @@ from ml.training.ppo import (
     policy_loss,
     prompt_batches,
     response_mask,
-    reward_model_scorer,
     value_loss,
 )
+from ml.training.results import TrainResult
 
 QUESTIONS = [
     "What heating temperature applies to warehouse forklift areas?",
@@ -175,6 +178,16 @@ def test_prompt_batches_split_each_pass_between_processes():
 # --- training ---------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """These tests share two cores with other processes; torch's OpenMP threads then spin
+    at every barrier and run several times slower than one thread does."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_llama(tmp_path_factory.mktemp("ppo") / "tiny", tokenizer_from=base_model_path)
@@ -188,30 +201,30 @@ def plain_words(prompts: list[str], responses: list[str]) -> list[float]:
     ]
 
 
-def tiny_config(model: Path, adapters_dir: Path, **changes: object) -> PPOConfig:
+def tiny_config(model: Path, adapters_dir: Path, **changes: Any) -> PPOConfig:
     # The random model's next-token distribution is nearly flat (entropy ~ln 49152); at
     # temperature 0.07 it is peaked, so LoRA's small logit shifts change what is sampled.
-    settings: dict[str, object] = {
-        "base_model": str(model),
-        "adapters_dir": str(adapters_dir),
-        "total_updates": 16,
-        "batch_size": 8,
-        "mini_batch_size": 4,
-        "max_new_tokens": 8,
-        "temperature": 0.07,
-        "learning_rate": 2e-3,
-        "lora_r": 8,
-        "lora_alpha": 16,
-        "device": "cpu",
-        "data_snapshot": "test-prompts",
-    } | changes
-    return PPOConfig(**settings)  # type: ignore[arg-type]
+    config = PPOConfig(
+        base_model=str(model),
+        adapters_dir=str(adapters_dir),
+        total_updates=16,
+        batch_size=8,
+        mini_batch_size=4,
+        max_new_tokens=8,
+        temperature=0.07,
+        learning_rate=2e-3,
+        lora_r=8,
+        lora_alpha=16,
+        device="cpu",
+        data_snapshot="test-prompts",
+    )
+    return replace(config, **changes)
 
 
 @pytest.fixture(scope="module")
 def small_task(
     tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[PPOResult, MemoryReporter, PPOConfig]:
+) -> tuple[TrainResult, MemoryReporter, PPOConfig]:
     config = tiny_config(tiny_model, tmp_path_factory.mktemp("adapters"), version="ppo-small")
     reporter = MemoryReporter()
     return main(config, PROMPTS, plain_words, reporter), reporter, config
@@ -226,7 +239,8 @@ def test_small_task_reward_rises_while_kl_stays_bounded(small_task):
     end = statistics.median(row["reward_mean"] for row in series[-6:])
     assert end > 0.8 and end > start + 0.3, [round(row["reward_mean"], 2) for row in series]
     assert series[0]["kl"] == pytest.approx(0.0, abs=1e-4)  # a fresh LoRA is the reference
-    assert max(row["kl"] for row in series) < config.kl_stop
+    # bounded: near the controller's target, nowhere near the kl_stop guard
+    assert max(row["kl"] for row in series) < 2 * config.target_kl < config.kl_stop
     expected = {
         "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "clip_fraction",
         "value_clip_fraction", "approx_kl", "policy_loss", "value_loss", "response_length",
@@ -266,6 +280,14 @@ def test_continues_from_a_parent_adapter(small_task, tiny_model: Path, tmp_path:
     assert adapters.verify(result.path).parent == "ppo-small"
 
 
+def test_an_existing_version_fails_before_training(small_task):
+    _, _, config = small_task
+    reporter = MemoryReporter()
+    with pytest.raises(FileExistsError):
+        main(replace(config, total_updates=1), PROMPTS, plain_words, reporter)
+    assert reporter.series == []
+
+
 def test_a_runaway_kl_stops_the_run_and_saves_nothing(tiny_model: Path, tmp_path: Path):
     config = tiny_config(tiny_model, tmp_path, learning_rate=5e-2, total_updates=6)
     reporter = MemoryReporter()
@@ -296,25 +318,24 @@ def test_cancel_between_updates_saves_nothing(tiny_model: Path, tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def tiny_reward_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random one-label classifier on the tiny Llama, with its own tokenizer folder."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def tiny_reward_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reward model as the reward job publishes it (one short epoch on a few pairs)."""
+    from ml.training import reward
 
-    out = tmp_path_factory.mktemp("reward") / "rm"
-    AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1).save_pretrained(
-        out
+    pairs = [
+        PreferencePair(prompt=tuple(p), chosen="Plain words here.", rejected="#$%& 123 !!")
+        for p in PROMPTS
+    ]
+    out = tmp_path_factory.mktemp("reward")
+    config = reward.RewardConfig(
+        out_dir=str(out),
+        version="rm",
+        num_train_epochs=1,
+        max_length=64,
+        eval_fraction=0,
+        device="cpu",
     )
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(out)
-    return out
-
-
-def test_reward_model_scorer_scores_text_pairs(tiny_reward_model: Path):
-    score = reward_model_scorer(tiny_reward_model, "cpu", batch_size=2, max_length=64)
-    prompts = ["Passages: slab 150 mm. Question: how thick?"] * 2 + ["word " * 500]
-    responses = ["150 mm [1].", "I do not know.", "A long prompt is truncated."]
-    first, second = score(prompts, responses), score(prompts, responses)
-    assert len(first) == 3 and all(math.isfinite(s) for s in first)
-    assert first == pytest.approx(second) and first[0] != pytest.approx(first[1])
+    return reward.main(config, pairs).path
 
 
 def test_command_line_runs_ppo_against_a_reward_model(
