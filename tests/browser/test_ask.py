@@ -3,7 +3,6 @@ ask, watch the answer stream in, follow its citation to the PDF page, rate it.""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -12,42 +11,13 @@ import pytest
 from apps.feedback.models import Feedback
 from apps.qa.models import Answer
 from tests import support
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser.conftest import CHROMIUM
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-@pytest.fixture
-def browser_page(tmp_path: Path):
-    # Playwright's sync API runs an event loop in this thread; the live server's ORM calls
-    # run in their own threads, but the test's own checks would trip Django's guard.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        # A fresh, empty profile for every run (Playwright makes one per persistent context).
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=FLAGS
-        )
-        page = context.new_page()
-        yield page
-        context.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def test_ask_stream_cite_and_rate(
