@@ -35,8 +35,8 @@ SETTINGS = {
             "ppo": {
                 "batch_size": 4,
                 "mini_batch_size": 2,
-                "total_updates": 12,
-                "max_new_tokens": 64,
+                "total_updates": 8,
+                "max_new_tokens": 48,
                 "max_prompt_tokens": 768,
             },
         }

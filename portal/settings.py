@@ -203,6 +203,8 @@ MODELS_DIR = VAR_DIR / "models"
 # --- Learning from feedback ---------------------------------------------------------------
 # Pairs from scored answers need at least this score gap (0-5 scale).
 PREFERENCE_MIN_MARGIN = float(env_str("PREFERENCE_MIN_MARGIN", "1.0") or 1.0)
+# A validated training reference is paired over answers judged at most this against it.
+PREFERENCE_REFERENCE_MAX_SCORE = float(env_str("PREFERENCE_REFERENCE_MAX_SCORE", "2.5") or 2.5)
 REWARD_MODELS_DIR = VAR_DIR / "reward_models"
 REWARD_BACKBONE = env_str("REWARD_BACKBONE", "") or ""  # empty: all-MiniLM-L6-v2
 # Per-algorithm settings over the ml config defaults, e.g. '{"ppo": {"batch_size": 4}}'.

@@ -41,6 +41,7 @@ class PreferencePair(models.Model):
         BETTER_ANSWER = "better_answer", "Better answer over a low-rated answer"
         SCORE_GAP = "score_gap", "Higher- over lower-scored answer"
         SAMPLED = "sampled", "Sampled answers ranked by the judge"
+        REFERENCE = "reference", "Validated reference over a low-scored answer"
 
     class Label(models.IntegerChoices):
         # Higher outranks lower when two pairs disagree about the same answers.

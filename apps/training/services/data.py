@@ -119,6 +119,48 @@ def _better_answer_pairs() -> list[dict[str, Any]]:
     return pairs
 
 
+def _reference_pairs(max_score: float) -> list[dict[str, Any]]:
+    """A validated training reference over an answer the judge scored low against it: the
+    expert's answer is the better one, the judge says how bad the other was. Validation
+    references are never used, so evaluation stays held out."""
+    judgements = (
+        Judgement.objects.filter(
+            status=Judgement.Status.DONE,
+            score__lte=max_score,
+            reference__status=Reference.Status.VALIDATED,
+            reference__reference_set__name=ReferenceSet.TRAINING,
+            answer__status=Answer.Status.DONE,
+        )
+        .exclude(answer__prompt_messages=[])
+        .exclude(answer__model_name="retrieval-gate")
+        .select_related("answer", "reference")
+    )
+    pairs = []
+    for judgement in judgements:
+        answer, reference = judgement.answer, judgement.reference
+        assert reference is not None
+        score = (
+            judgement.validated_score if judgement.validated_score is not None else judgement.score
+        )
+        chosen = reference.answer if reference.answerable else DECLINE
+        if score is None or score > max_score or chosen.strip() == answer.text.strip():
+            continue
+        pairs.append(
+            {
+                "source": PreferencePair.Source.REFERENCE,
+                "label": Label.SME if judgement.validated_score is not None else Label.AI,
+                "question": answer.question,
+                "prompt": answer.prompt_messages,
+                "chosen": chosen,
+                "rejected": answer.text,
+                "margin": 5.0 - score,
+                "chosen_answer": None,
+                "rejected_answer": answer,
+            }
+        )
+    return pairs
+
+
 def _score_gap_pairs(min_margin: float) -> list[dict[str, Any]]:
     groups: dict[str, list[Scored]] = defaultdict(list)
     for scored in scored_answers():
@@ -165,15 +207,22 @@ def _snapshot_path(kind: str, snapshot_id: int) -> Path:
 def preferences_build(*, min_margin: float | None = None) -> DataSnapshot:
     """Builds today's preference pairs into a new snapshot.
 
-    Sources: a better answer (SME-accepted or a user's) over the low-rated bot answer; the
-    best- over the worst-scored answer to the same question when their scores differ by at
-    least ``min_margin`` (sampled answers, judged against references, are such answers).
+    Sources: a better answer (SME-accepted or a user's) over the low-rated bot answer; a
+    validated training reference over an answer judged at most PREFERENCE_REFERENCE_MAX_SCORE
+    against it; the best- over the worst-scored answer to the same question when their
+    scores differ by at least ``min_margin`` (sampled answers, judged against references,
+    are such answers).
     Duplicates collapse into one pair; when two pairs put the same answers in opposite
     order, the one with the more trusted label (SME > user > AI) stays.
     """
     margin = settings.PREFERENCE_MIN_MARGIN if min_margin is None else min_margin
     kept: dict[tuple[str, frozenset[str]], dict[str, Any]] = {}
-    for pair in _better_answer_pairs() + _score_gap_pairs(margin):
+    candidates = (
+        _better_answer_pairs()
+        + _reference_pairs(settings.PREFERENCE_REFERENCE_MAX_SCORE)
+        + _score_gap_pairs(margin)
+    )
+    for pair in candidates:
         key = (
             normalize_question(pair["question"]),
             frozenset({" ".join(pair["chosen"].split()), " ".join(pair["rejected"].split())}),

@@ -141,3 +141,36 @@ def test_sft_examples_come_from_validated_references_with_todays_retrieval(small
     assert examples[0].completion == json.loads(lines[0])["reference_answer"]
     assert examples[1].completion == DECLINE  # the right answer to what is not covered
     assert "[1]" in examples[0].prompt[-1]["content"]  # numbered passages, as when answering
+
+
+def test_training_references_outrank_low_scored_answers_and_validation_stays_held_out():
+    from apps.references.models import Reference, ReferenceSet
+
+    training = ReferenceSet.objects.create(name="training")
+    validation = ReferenceSet.objects.create(name="validation")
+    for reference_set, question in ((training, "Train q?"), (validation, "Held-out q?")):
+        reference = Reference.objects.create(
+            reference_set=reference_set,
+            question=question,
+            answer=f"The answer to {question}",
+            source=Reference.Source.IMPORTED,
+            status=Reference.Status.VALIDATED,
+        )
+        for text, score in (("A poor answer.", 1.0), ("A decent answer.", 3.5)):
+            answer = _answer(question, text, origin="sampling")
+            Judgement.objects.create(
+                answer=answer,
+                reference=reference,
+                judge_version="local:m:v1",
+                backend="local",
+                status="done",
+                score=score,
+            )
+    snapshot = preferences_build(min_margin=5.0)  # no score-gap pairs: only the reference one
+    [pair] = snapshot.pairs.all()
+    assert (pair.source, pair.chosen, pair.rejected) == (
+        "reference",
+        "The answer to Train q?",
+        "A poor answer.",
+    )
+    assert pair.label == PreferencePair.Label.AI and pair.margin == 4.0
