@@ -14,7 +14,9 @@ sequence classifier on the policy's backbone with a random one-score head: fine 
 on chat-template prompt tokens + response, and run float32 on the CPU with the same thread
 count. One update = batch_size rollouts sampled, then ppo_epochs passes of batch_size /
 mini_batch_size optimizer steps. The first --warmup updates are not counted; the figure is
-the median of the next --updates. Ratios are ours / peer, measured in the same run.
+the median of the next --updates. Ratios are ours / peer, measured in the same run. Peak RSS
+is the process's maximum (model loading included); "resp tok" is the mean sampled response
+length (TRL 1.12 logs only how many responses ended with EOS, shown as "eos N%").
 
     .venv/bin/python bench/ppo_speed.py [--model tiny|smollm2] [--updates 3] [--json]
 """
@@ -352,7 +354,7 @@ def show(report: dict[str, Any]) -> None:
             f"peft {versions['peft']}"
         )
     for name, r in report["results"].items():
-        if "versions" in r:
+        if "versions" in r and name != "ours":  # ours does not use TRL
             extra = ""
             if "activation_checkpointing" in r:
                 extra = (
