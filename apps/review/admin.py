@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -51,14 +51,6 @@ def _passages(retrieved: list[dict[str, Any]]) -> str:
             ),
         ),
     )
-
-
-def _decided(modeladmin: ReviewQueueAdmin, request: HttpRequest, done: int, skipped: int) -> None:
-    modeladmin.message_user(request, f"{done} decided.", messages.SUCCESS)
-    if skipped:
-        modeladmin.message_user(
-            request, f"{skipped} skipped: they cannot take this decision.", messages.WARNING
-        )
 
 
 class AnswerContext:
@@ -172,11 +164,13 @@ class JudgementQueueAdmin(ReviewQueueAdmin):
 
     @admin.action(description="Accept the AI scores of the selected judgements")
     def accept_scores(self, request: HttpRequest, queryset: QuerySet) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        each = self.bulk_seconds(request, len(ids))
-        for pk in ids:
-            services.judgement_validate(judgement_id=pk, reviewer=request.user, seconds=each)
-        _decided(self, request, len(ids), 0)
+        self.bulk_decide(
+            request,
+            queryset,
+            lambda pk, seconds: services.judgement_validate(
+                judgement_id=pk, reviewer=request.user, seconds=seconds
+            ),
+        )
 
 
 # --- 2. Negative feedback -----------------------------------------------------------------
@@ -223,13 +217,13 @@ class NegativeFeedbackAdmin(AnswerContext, ReviewQueueAdmin):
         )
 
     def _triage(self, request: HttpRequest, queryset: QuerySet, state: str) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        each = self.bulk_seconds(request, len(ids))
-        for pk in ids:
-            services.feedback_triage(
-                feedback_id=pk, reviewer=request.user, state=state, seconds=each
-            )
-        _decided(self, request, len(ids), 0)
+        self.bulk_decide(
+            request,
+            queryset,
+            lambda pk, seconds: services.feedback_triage(
+                feedback_id=pk, reviewer=request.user, state=state, seconds=seconds
+            ),
+        )
 
     @admin.action(description="Confirm: the answer is wrong")
     def confirm(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -291,13 +285,13 @@ class BetterAnswerAdmin(AnswerContext, ReviewQueueAdmin):
         )
 
     def _decide(self, request: HttpRequest, queryset: QuerySet, accept: bool) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        each = self.bulk_seconds(request, len(ids))
-        for pk in ids:
-            services.better_answer_decide(
-                feedback_id=pk, reviewer=request.user, accept=accept, seconds=each
-            )
-        _decided(self, request, len(ids), 0)
+        self.bulk_decide(
+            request,
+            queryset,
+            lambda pk, seconds: services.better_answer_decide(
+                feedback_id=pk, reviewer=request.user, accept=accept, seconds=seconds
+            ),
+        )
 
     @admin.action(description="Accept as training references")
     def accept(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -360,13 +354,13 @@ class SyntheticPairAdmin(ReviewQueueAdmin):
         )
 
     def _decide(self, request: HttpRequest, queryset: QuerySet, accept: bool) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        each = self.bulk_seconds(request, len(ids))
-        for pk in ids:
-            services.synthetic_decide(
-                reference_id=pk, reviewer=request.user, accept=accept, seconds=each
-            )
-        _decided(self, request, len(ids), 0)
+        self.bulk_decide(
+            request,
+            queryset,
+            lambda pk, seconds: services.synthetic_decide(
+                reference_id=pk, reviewer=request.user, accept=accept, seconds=seconds
+            ),
+        )
 
     @admin.action(description="Validate the selected pairs")
     def validate(self, request: HttpRequest, queryset: QuerySet) -> None:

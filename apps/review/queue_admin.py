@@ -4,9 +4,10 @@ filters by reviewer, document and score band."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -59,6 +60,20 @@ class ReviewQueueAdmin(SmeAdmin):
     def item_seconds(self, request: HttpRequest, object_id: object) -> float | None:
         opened = request.session.pop(self._key(object_id), None)
         return None if opened is None else time.time() - float(opened)
+
+    def bulk_decide(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        decide: Callable[[int, float | None], object],
+    ) -> None:
+        """Applies one decision to every selected item through ``decide(pk, seconds)``,
+        sharing the time since the list was shown among them."""
+        ids = list(queryset.values_list("pk", flat=True))
+        each = self.bulk_seconds(request, len(ids))
+        for pk in ids:
+            decide(pk, each)
+        self.message_user(request, f"{len(ids)} decided.", messages.SUCCESS)
 
     def bulk_seconds(self, request: HttpRequest, count: int) -> float | None:
         """A bulk action's time since the list was shown, shared by the items it decided;
