@@ -3,8 +3,6 @@ decided, when, why and how long they spent on it, in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -187,18 +185,3 @@ def synthetic_decide(
         reason=reason,
     )
     return reference
-
-
-def seconds_each(total: float | None, count: int) -> float | None:
-    """A bulk action's time, shared evenly by the items it decided."""
-    if total is None or count < 1:
-        return None
-    return total / count
-
-
-def decided_ids(queue: Queue, ids: Iterable[int]) -> set[int]:
-    return set(
-        ReviewDecision.objects.filter(queue=queue, object_id__in=list(ids)).values_list(
-            "object_id", flat=True
-        )
-    )
