@@ -21,8 +21,11 @@ def run_series(run: TrainingRun, metric: str) -> list[tuple[str, float | None]]:
 
 
 def run_metric_names(run: TrainingRun) -> list[str]:
-    last = RunMetric.objects.filter(run=run).order_by("-step", "-id").first()
-    return sorted(last.values) if last else []
+    """Every metric the run logged (TRL logs its end-of-training summary under other names)."""
+    names: set[str] = set()
+    for values in RunMetric.objects.filter(run=run).values_list("values", flat=True):
+        names.update(values)
+    return sorted(names)
 
 
 @dataclass(frozen=True)

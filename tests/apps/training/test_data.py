@@ -174,3 +174,23 @@ def test_training_references_outrank_low_scored_answers_and_validation_stays_hel
         "A poor answer.",
     )
     assert pair.label == PreferencePair.Label.AI and pair.margin == 4.0
+
+
+def test_snapshots_download_for_smes_only():
+    from django.test import Client
+
+    user = support.make_user("eve", "engineers")
+    bad = _answer("What leak rate triggers repair?", "Leaks are bad.")
+    feedback_submit(answer_id=bad.pk, user=user, score=1, better_answer="Above 10% a year.")
+    snapshot = preferences_build(min_margin=1.0)
+    sme = Client()
+    sme.force_login(support.make_user("sam", "smes"))
+    assert snapshot.label in sme.get("/training/").content.decode()
+    response = sme.get(f"/training/snapshots/{snapshot.pk}.jsonl")
+    record = json.loads(b"".join(response.streaming_content))
+    assert record["chosen"] == [{"role": "assistant", "content": "Above 10% a year."}]
+    engineer = Client()
+    engineer.force_login(user)
+    assert engineer.get(f"/training/snapshots/{snapshot.pk}.jsonl").status_code == 403
+    Path(snapshot.path).unlink()
+    assert sme.get(f"/training/snapshots/{snapshot.pk}.jsonl").status_code == 404

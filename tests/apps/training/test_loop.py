@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from apps.adapters.selectors import served_target
-from apps.training.models import Evaluation, LoopRun
+from apps.training.models import Evaluation, LoopRun, TrainingRun
 from apps.training.services.evaluation import METRICS
 from apps.training.services.loop import gate_check, loop_run
 from tests import support
@@ -107,6 +108,15 @@ def test_run_loop_command_promotes_when_the_gate_passes(
     assert result["status"] == "promoted" and result["gate"]["passed"]
     assert [line["step"] for line in lines[:-1]][-1] == "promote"
     assert served_target().version == result["candidate"]
+    # The pages people look at: the loop's before/after report and the PPO-free run chart.
+    client = Client()
+    client.force_login(support.make_user("sam", "smes"))
+    loop_page = client.get(f"/training/loops/{result['loop']}/").content.decode()
+    assert "Gate: passed" in loop_page and "Questions whose score changed most" in loop_page
+    assert loop_page.count("<svg") >= 2
+    run = TrainingRun.objects.get(version=result["candidate"])
+    assert "<svg" in client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert client.get("/training/").status_code == 200
     call_command("rollback")
     assert served_target().version == "base"
     call_command("promote", result["candidate"])
