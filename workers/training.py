@@ -29,6 +29,7 @@ def nightly() -> str:
 
 @shared_task(name="training.fail_stalled", queue=DEFAULT_QUEUE)
 def fail_stalled() -> int:
+    from apps.training.services.loop import loops_fail_stalled
     from apps.training.services.runs import runs_fail_stalled
 
-    return runs_fail_stalled()
+    return runs_fail_stalled() + loops_fail_stalled()

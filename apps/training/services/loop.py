@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -199,3 +200,13 @@ def loop_run(*, algorithm: str | None = None) -> LoopRun:
     loop.finished_at = timezone.now()
     loop.save()
     return loop
+
+
+def loops_fail_stalled(*, older_than_hours: int = 20) -> int:
+    """A loop whose worker died stays "running"; the next night's sweep marks it failed."""
+    cutoff = timezone.now() - timedelta(hours=older_than_hours)
+    return LoopRun.objects.filter(status=LoopRun.Status.RUNNING, started_at__lt=cutoff).update(
+        status=LoopRun.Status.FAILED,
+        error="the loop stopped reporting (its worker died); nothing was promoted",
+        finished_at=timezone.now(),
+    )

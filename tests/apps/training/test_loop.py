@@ -123,3 +123,26 @@ def test_run_loop_command_promotes_when_the_gate_passes(
     assert served_target().version == result["candidate"]
     with pytest.raises(CommandError, match="no adapter 'v9'"):
         call_command("promote", "v9")
+
+
+def test_stalled_runs_and_loops_are_marked_failed():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.training.services.loop import loops_fail_stalled
+    from apps.training.services.runs import runs_fail_stalled
+
+    old = timezone.now() - timedelta(days=1)
+    run = TrainingRun.objects.create(algorithm="dpo", status="running", heartbeat_at=old)
+    fresh = TrainingRun.objects.create(
+        algorithm="dpo", status="running", heartbeat_at=timezone.now()
+    )
+    loop = LoopRun.objects.create()
+    LoopRun.objects.filter(pk=loop.pk).update(started_at=old)
+    assert runs_fail_stalled() == 1 and loops_fail_stalled() == 1
+    run.refresh_from_db()
+    fresh.refresh_from_db()
+    loop.refresh_from_db()
+    assert (run.status, fresh.status, loop.status) == ("failed", "running", "failed")
+    assert served_target().version == "base"
