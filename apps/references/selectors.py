@@ -24,10 +24,10 @@ def reference_for_question(
 ) -> Reference | None:
     """The validated reference for a question: the same words first, else the nearest
     question by embedding when it is at least ``min_similarity`` alike (cosine)."""
-    wanted = normalize_question(question)
     candidates = references_validated()
-    for reference in candidates.filter(question__iexact=question.strip())[:1]:
-        return reference
+    same_words = candidates.filter(question__iexact=question.strip()).first()
+    if same_words is not None:
+        return same_words
     if embedding is None:
         return None
     nearest = (
@@ -38,7 +38,8 @@ def reference_for_question(
     )
     if nearest is None:
         return None
-    if normalize_question(nearest.question) == wanted or 1 - nearest.distance >= min_similarity:
+    same_question = normalize_question(nearest.question) == normalize_question(question)
+    if same_question or 1 - nearest.distance >= min_similarity:
         return nearest
     return None
 

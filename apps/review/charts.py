@@ -61,7 +61,7 @@ def score_color(score: float, *, low: float = 0.0, high: float = 5.0) -> str:
 
 
 def empty_chart(title: str, message: str = "No data yet") -> str:
-    """A placeholder the same width as a chart, so the page does not jump when data comes."""
+    """An empty frame the same width as a chart, so the page does not jump when data comes."""
     height = 120
     body = [
         f'<rect x="{_PAD}" y="34" width="{_WIDTH - 2 * _PAD}" height="{height - 42}" rx="6" '

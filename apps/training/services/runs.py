@@ -219,7 +219,8 @@ def _ml_config(run: TrainingRun) -> Any:
     }
     if run.algorithm == Algorithm.REWARD:
         managed["out_dir"] = str(settings.REWARD_MODELS_DIR)
-        managed.setdefault("backbone", run.config.get("backbone", settings.REWARD_BACKBONE))
+        if "backbone" not in run.config:
+            managed["backbone"] = settings.REWARD_BACKBONE
     else:
         managed["base_model"] = str(base_model_path())
         managed["adapters_dir"] = str(settings.ADAPTERS_DIR)
