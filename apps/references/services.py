@@ -296,7 +296,7 @@ def synthetic_pairs_generate(
     """Asks the answer model to write question/answer pairs from random passages. They land
     in the SMEs' synthetic queue as pending training references and count only once
     validated. Passages that already have a pair are skipped, so a re-run adds new ones."""
-    from apps.qa.generation import get_generator
+    from apps.answering.engine import get_generator
 
     if count < 1:
         raise InvalidReferences("Ask for at least one pair.")

@@ -148,28 +148,30 @@ def save_adapter(
     metrics: dict[str, Any],
     tokenizer: Any | None = None,
 ) -> Path:
-    """Saves a peft model's adapter under a temporary name, writes its manifest, and renames
-    it into ``adapters_dir/version`` so no half-written adapter is ever visible."""
+    """Saves a peft model's adapter under a temporary name with its GGUF LoRA and manifest,
+    and renames it into ``adapters_dir/version`` so no half-written adapter is ever visible.
+    A failed GGUF conversion fails the save: an adapter is published in both forms or not."""
     adapters_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=adapters_dir))
     try:
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
-        adapters.write_manifest(
-            staging,
-            version=version,
-            base_model=base_model,
-            parent=parent,
-            algorithm=algorithm,
-            data_snapshot=data_snapshot,
-            config=config,
-            metrics=metrics,
-        )
-        return adapters.publish(staging, adapters_dir / version)
     except BaseException:
         adapters.discard(staging)
         raise
+    return adapters.finish(
+        staging,
+        adapters_dir=adapters_dir,
+        version=version,
+        base_model=base_model,
+        base_config=model.get_base_model().config.to_dict(),
+        parent=parent,
+        algorithm=algorithm,
+        data_snapshot=data_snapshot,
+        config=config,
+        metrics=metrics,
+    )
 
 
 def new_version(algorithm: str) -> str:

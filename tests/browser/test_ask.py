@@ -23,7 +23,7 @@ pytestmark = [
 def test_ask_stream_cite_and_rate(
     live_server, browser_page, settings, base_model_path: Path, tmp_path: Path
 ):
-    settings.GENERATOR_MODEL_PATH = str(base_model_path)
+    settings.GENERATOR_BACKEND = "llamacpp"
     settings.GENERATION_MAX_NEW_TOKENS = 48
     ufc = support.ingest(support.UFC.name, support.UFC.read_bytes())
     support.make_user("eve", "engineers")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from ml.adapters import AdapterRefused
-from ml.generator import GenerationResult, GenerationSettings, LocalGenerator
+from ml.generator import GenerationResult, GenerationSettings
 from ml.prompting import Passage, build_messages
+from ml.transformers_generator import TransformersGenerator as LocalGenerator
 from tests import support
 
 pytestmark = pytest.mark.slow

@@ -7,16 +7,13 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from ml.adapters import AdapterRefused
-from ml.generator import (
-    GenerationResult,
-    GenerationSettings,
-    GeneratorUnavailable,
-    OpenAICompatibleGenerator,
-)
+from ml.adapters import AdapterRefused, write_manifest
+from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable
+from ml.openai_generator import OpenAICompatibleGenerator
 
 MODELS = ["mistral-7b-instruct", "adapter-7"]
 
@@ -111,12 +108,19 @@ def test_streams_pieces_and_reports_usage(server: str):
     assert _Server.requests[0]["max_tokens"] == 50 and _Server.requests[0]["stream"] is True
 
 
-def test_an_adapter_is_a_model_name_on_the_server(server: str):
+def test_an_adapter_is_a_model_name_on_the_server(server: str, tmp_path: Path):
+    folder = tmp_path / "adapter-7"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    manifest = write_manifest(folder, version="adapter-7", base_model="mistral-7b-instruct")
     generator = OpenAICompatibleGenerator(server, model="mistral-7b-instruct")
-    generator.activate("adapter-7", None, None)
+    generator.activate("adapter-7", folder, manifest.checksum)  # listed: nothing to load
     result = list(generator.stream(MESSAGES, GenerationSettings()))[-1]
     assert result.adapter == "adapter-7" and _Server.requests[-1]["model"] == "adapter-7"
-    with pytest.raises(AdapterRefused, match="does not serve adapter adapter-8"):
+    assert all("messages" in request for request in _Server.requests)
+    # Loading an adapter the server does not list: tests/ml/test_vllm_lora.py.
+    with pytest.raises(AdapterRefused, match="adapter-8 has no folder"):
         generator.activate("adapter-8", None, None)
     assert generator.served_adapter == "adapter-7"
 

@@ -11,10 +11,10 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.answering.engine import using_adapter
 from apps.documents.embedding import get_embedder
 from apps.documents.models import Chunk
 from apps.judging.judge import get_judge
-from apps.qa.generation import using_adapter
 from apps.qa.models import Origin
 from apps.qa.services import answer_generate, question_submit
 from apps.references.models import Reference

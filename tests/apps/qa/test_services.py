@@ -16,7 +16,7 @@ def _ask(question: str, **kwargs: object) -> Answer:
     return services.answer_generate(answer_id=answer.pk)
 
 
-@pytest.mark.usefixtures("library", "local_generator")
+@pytest.mark.usefixtures("library", "default_generator")
 def test_an_answer_is_stored_with_everything_needed_to_learn_from_it():
     answer = _ask(FORKLIFT)
     assert answer.status == Answer.Status.DONE, answer.error
@@ -28,14 +28,14 @@ def test_an_answer_is_stored_with_everything_needed_to_learn_from_it():
         answer.retrieved[0]
     )
     assert answer.generation_settings["max_new_tokens"] == 40
-    assert (answer.model_name, answer.adapter_version) == ("SmolLM2-135M-Instruct", "base")
+    assert (answer.model_name, answer.adapter_version) == ("SmolLM2-135M-Instruct.Q4_1", "base")
     assert 0 < answer.retrieve_ms <= answer.first_token_ms <= answer.total_ms
     assert answer.prompt_tokens > 100 and 0 < answer.completion_tokens <= 40
     assert all(c in answer.retrieved for c in answer.citations)
     assert answer.text.rstrip().endswith((".", "!", "?", "]"))  # never cut mid-sentence
 
 
-@pytest.mark.usefixtures("library", "local_generator")
+@pytest.mark.usefixtures("library", "default_generator")
 def test_a_question_the_documents_do_not_cover_is_declined():
     answer = _ask("Who won the football world cup in 1998?")
     assert answer.status == Answer.Status.DONE
@@ -68,7 +68,7 @@ def test_when_the_generator_is_down_the_question_is_kept_and_the_user_told():
     assert Answer.objects.get(pk=answer.pk).status == Answer.Status.PENDING
 
 
-@pytest.mark.usefixtures("library", "local_generator")
+@pytest.mark.usefixtures("library", "default_generator")
 def test_a_second_consumer_gets_the_finished_answer_without_generating_again():
     answer = services.question_submit(question=FORKLIFT, user=None)
     first = services.answer_generate(answer_id=answer.pk)

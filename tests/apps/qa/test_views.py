@@ -48,7 +48,7 @@ def test_html_in_questions_is_escaped(engineer: Client):
     assert f'data-stream-url="/ask/answers/{answer.pk}/stream"' in html  # the page will stream it
 
 
-@pytest.mark.usefixtures("library", "local_generator")
+@pytest.mark.usefixtures("library", "default_generator")
 def test_the_answer_streams_as_server_sent_events(engineer: Client):
     answer = _ask(engineer, FORKLIFT)
     response = engineer.get(f"/ask/answers/{answer.pk}/stream")
@@ -69,7 +69,7 @@ def test_the_answer_streams_as_server_sent_events(engineer: Client):
     assert 'name="score"' in done["html"] and "Strongly disagree" in done["html"]
 
 
-@pytest.mark.usefixtures("library", "local_generator")
+@pytest.mark.usefixtures("library", "default_generator")
 def test_without_javascript_the_answer_is_generated_by_a_form(engineer: Client):
     answer = _ask(engineer, FORKLIFT)
     response = engineer.post(f"/ask/answers/{answer.pk}/generate")

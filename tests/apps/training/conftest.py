@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.qa import generation
+from apps.answering import engine
 from apps.qa.models import Answer, Conversation
 from apps.references.services import references_import
 from tests import support
@@ -34,15 +34,15 @@ SMALL = {
 
 @pytest.fixture
 def tiny_generator(settings, tiny_model: Path, tmp_path: Path) -> Iterator[Path]:
-    settings.GENERATOR_BACKEND = "local"
+    settings.GENERATOR_BACKEND = "transformers"
     settings.GENERATOR_MODEL_PATH = str(tiny_model)
     settings.GENERATION_MAX_NEW_TOKENS = 16
     settings.TRAINING_DEFAULTS = SMALL
     settings.ADAPTERS_DIR = tmp_path / "adapters"
     settings.REWARD_MODELS_DIR = tmp_path / "reward_models"
-    generation.reset_generator()
+    engine.reset_generator()
     yield tiny_model
-    generation.reset_generator()
+    engine.reset_generator()
 
 
 def feedback_history(count: int = 5) -> None:
@@ -83,7 +83,7 @@ def reference_sets(tmp_path: Path, count: int = 3) -> None:
 
 def small_settings_env(tiny_model: Path, var: Path) -> dict[str, str]:
     return {
-        "GENERATOR_BACKEND": "local",
+        "GENERATOR_BACKEND": "transformers",
         "GENERATOR_MODEL_PATH": str(tiny_model),
         "GENERATION_MAX_NEW_TOKENS": "16",
         "TRAINING_DEFAULTS": json.dumps(SMALL),

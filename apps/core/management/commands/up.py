@@ -6,7 +6,6 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from apps.accounts.services import demo_user_ensure
 from apps.documents.services import corpus_ingest_first_run
-from apps.qa.generation import setup_base_model
 from apps.references.services import references_import_first_run
 from portal.env import env_int, env_str
 from portal.launcher import Launcher
@@ -35,11 +34,6 @@ class Command(BaseCommand):
         launcher.check_port()
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        if settings.GENERATOR_BACKEND == "local":
-            self.stdout.write(
-                "Preparing the answer model (once; about half a minute the first time)…"
-            )
-            setup_base_model()
         login = demo_user_ensure(credentials_file=settings.VAR_DIR / "demo-password.txt")
         launcher.start_redis()
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.answering.engine import get_generator
 from apps.qa import services
-from apps.qa.generation import get_generator
 from apps.qa.presenters import answer_json
 
 

