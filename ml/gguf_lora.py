@@ -14,6 +14,7 @@ DoRA, per-module ranks, and adapted embeddings or heads are refused with the rea
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,7 @@ def write(
         converted.append((f"{base}.weight.lora_b", np.ascontiguousarray(lora_b)))
 
     staging = out.with_name(f".{out.name}.partial")
+    logging.getLogger("gguf.gguf_writer").setLevel(logging.WARNING)  # it logs every file at INFO
     writer = gguf.GGUFWriter(str(staging), arch_name)
     try:
         writer.add_type(gguf.GGUFType.ADAPTER)

@@ -40,6 +40,18 @@ def tiny_model(base_model_path: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
+def tiny_gguf(tiny_model: Path) -> Path:
+    """The tiny Llama as a float32 GGUF, so llama.cpp serves it and samples PPO rollouts."""
+    from ml.models import smollm2_gguf
+    from tests.gguf_tiny import export_tiny_llama
+
+    folder, name = smollm2_gguf()
+    return export_tiny_llama(
+        tiny_model, tokenizer_gguf=folder / name, out=tiny_model.parent / "tiny.gguf"
+    )
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The real Redis the settings name: embedded (started here) unless REDIS_URL is set."""
     from django.conf import settings

@@ -4,7 +4,8 @@ TRL 1.16 has no PPO trainer, so the loop is written out here (after Ziegler et a
 TRL's former PPOTrainer). One backbone does everything: the LoRA policy, a value head on its
 last hidden state, and the reference policy, which is the same model with the adapter
 disabled. Each update samples ``batch_size`` prompts per process, generates answers with the
-chat template, scores them with ``reward_fn`` on decoded text, puts a per-token KL penalty on
+chat template (in torch, or in llama.cpp with the policy's current LoRA: see rollouts.py),
+scores them with ``reward_fn`` on decoded text, puts a per-token KL penalty on
 the rewards, estimates advantages with GAE and runs ``ppo_epochs`` passes of clipped policy
 and value losses over mini-batches.
 
@@ -25,6 +26,7 @@ one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -51,6 +53,7 @@ from ml.training.common import (
 )
 from ml.training.data import Message, prompt_text
 from ml.training.results import TrainResult
+from ml.training.rollouts import LlamaCppRollouts, RolloutEngine, TorchRollouts
 
 RewardFunction = Callable[[list[str], list[str]], list[float]]
 """Prompts as plain text (``prompt_text``) and decoded responses -> one score per pair."""
@@ -103,6 +106,22 @@ class PPOConfig:
     )
     top_p: float = field(
         default=1.0, metadata={"help": "Nucleus sampling; 1.0: off. Log-probabilities ignore it."}
+    )
+    rollout_engine: str = field(
+        default="auto",
+        metadata={
+            "help": "Where rollouts are sampled: torch (generate on the training device), "
+            "llamacpp (CPU: the policy's current LoRA sampled by llama.cpp on rollout_gguf; "
+            "log-probabilities, values and gradients stay in torch), or auto (llamacpp on "
+            "CPU when rollout_gguf is set, else torch)."
+        },
+    )
+    rollout_gguf: str = field(
+        default="",
+        metadata={"help": "GGUF file of base_model for llamacpp rollouts (the served GGUF)."},
+    )
+    rollout_threads: int = field(
+        default=0, metadata={"help": "llama.cpp threads for rollouts; 0: every usable core."}
     )
     max_prompt_tokens: int = field(
         default=512,
@@ -402,6 +421,41 @@ def main(
     reward_fn: RewardFunction,
     reporter: Reporter | None = None,
 ) -> TrainResult:
+    with contextlib.ExitStack() as stack:  # frees the rollout engine however the run ends
+        return _train(config, prompts, reward_fn, reporter, stack)
+
+
+def rollout_engine(config: PPOConfig, generation: Any, *, on_cpu: bool, seed: int) -> RolloutEngine:
+    engine = config.rollout_engine
+    if engine == "auto":
+        engine = "llamacpp" if on_cpu and config.rollout_gguf else "torch"
+    if engine == "torch":
+        return TorchRollouts(generation)
+    if engine != "llamacpp":
+        raise ValueError(f"rollout_engine {engine!r}: use auto, torch or llamacpp")
+    if not config.rollout_gguf:
+        raise ValueError("llamacpp rollouts need rollout_gguf (the base model's GGUF file)")
+    return LlamaCppRollouts(
+        Path(config.rollout_gguf),
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        top_k=config.top_k,
+        top_p=config.top_p,
+        eos_id=generation.eos_token_id,
+        pad_id=generation.pad_token_id,
+        seed=seed,
+        threads=config.rollout_threads or None,
+        context_tokens=config.max_prompt_tokens + config.max_new_tokens + 8,
+    )
+
+
+def _train(
+    config: PPOConfig,
+    prompts: Sequence[Sequence[Message]],
+    reward_fn: RewardFunction,
+    reporter: Reporter | None,
+    stack: contextlib.ExitStack,
+) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list, set_seed
     from peft import LoraConfig, get_peft_model
@@ -451,6 +505,10 @@ def main(
         pad_token_id=tokenizer.pad_token_id,
     )
 
+    rollouts = rollout_engine(
+        config, generation, on_cpu=on_cpu, seed=config.seed + accelerator.process_index
+    )
+    stack.callback(getattr(rollouts, "close", lambda: None))
     encoded = [encode_prompt(tokenizer, p, config.max_prompt_tokens) for p in prompts]
     texts = [prompt_text(p) for p in prompts]
     processes = accelerator.num_processes
@@ -479,10 +537,8 @@ def main(
             query, query_mask = left_pad(
                 [encoded[i] for i in indices], tokenizer.pad_token_id, device
             )
-            sequences = unwrapped.policy.generate(
-                input_ids=query, attention_mask=query_mask, generation_config=generation
-            )
-            response = sequences[:, query.shape[1] :]
+            response = rollouts.sample(unwrapped.policy, query, query_mask)
+            sequences = torch.cat([query, response], dim=1)
             length = response.shape[1]
             mask = response_mask(response, tokenizer.eos_token_id, tokenizer.pad_token_id)
             attention = torch.cat([query_mask, mask.long()], dim=1)

@@ -23,6 +23,7 @@ from ml.training.ppo import (
     LengthGuard,
     PPOConfig,
     compute_gae,
+    encode_prompt,
     kl_penalised_rewards,
     main,
     masked_mean,
@@ -248,6 +249,100 @@ def test_small_task_reward_rises_while_kl_stays_bounded(small_task):
     }  # fmt: skip
     assert expected <= set(series[-1])
     assert all(math.isfinite(v) for row in series for v in row.values())
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_model: Path) -> Path:
+    from ml.models import smollm2_gguf
+    from tests.gguf_tiny import export_tiny_llama
+
+    folder, name = smollm2_gguf()
+    return export_tiny_llama(
+        tiny_model, tokenizer_gguf=folder / name, out=tiny_model.parent / "tiny.gguf"
+    )
+
+
+@pytest.fixture(scope="module")
+def small_task_fast(
+    tiny_model: Path, tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TrainResult, MemoryReporter, PPOConfig]:
+    """The same task with rollouts sampled by llama.cpp from the policy's current LoRA."""
+    config = tiny_config(
+        tiny_model,
+        tmp_path_factory.mktemp("adapters-fast"),
+        version="ppo-small-fast",
+        rollout_engine="llamacpp",
+        rollout_gguf=str(tiny_gguf),
+        rollout_threads=1,
+    )
+    reporter = MemoryReporter()
+    return main(config, PROMPTS, plain_words, reporter), reporter, config
+
+
+def test_fast_rollouts_learn_the_small_task_too(small_task_fast):
+    result, reporter, config = small_task_fast
+    series = reporter.series
+    assert len(series) == 16 and result.steps == 16
+    start = statistics.mean(row["reward_mean"] for row in series[:2])
+    end = statistics.median(row["reward_mean"] for row in series[-6:])
+    assert end > 0.8 and end > start + 0.3, [round(row["reward_mean"], 2) for row in series]
+    # llama.cpp sampled, torch scored: a fresh LoRA is still exactly the reference policy
+    assert series[0]["kl"] == pytest.approx(0.0, abs=1e-4)
+    assert max(row["kl"] for row in series) < 2 * config.target_kl < config.kl_stop
+    assert adapters.verify(result.path, need_gguf=True).algorithm == "ppo"
+
+
+def test_fast_rollouts_follow_the_policy_as_it_trains(
+    tiny_model: Path, tiny_gguf: Path, tmp_path: Path
+):
+    """Each batch is sampled with the LoRA as it is now, not as it was at the start."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ml.training.rollouts import LlamaCppRollouts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    policy = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    engine = LlamaCppRollouts(
+        tiny_gguf,
+        max_new_tokens=6,
+        temperature=0.0,  # greedy: comparable with torch's greedy answer
+        top_k=0,
+        top_p=1.0,
+        eos_id=tokenizer.eos_token_id,
+        pad_id=tokenizer.pad_token_id,
+        seed=0,
+        threads=1,
+    )
+    query = torch.tensor([encode_prompt(tokenizer, PROMPTS[0], 64)])
+    mask = torch.ones_like(query)
+
+    def train_a_step(seed: int) -> list[int]:
+        """Moves the LoRA far (so no near-tie decides) and returns torch's greedy answer."""
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for name, parameter in policy.named_parameters():
+                if "lora_" in name:
+                    parameter.normal_(0, 1.0)
+            out = policy.generate(
+                input_ids=query,
+                attention_mask=mask,
+                max_new_tokens=6,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        return out[0, query.shape[1] :].tolist()
+
+    expected_first = train_a_step(1)
+    first = engine.sample(policy, query, mask)[0, :6].tolist()
+    expected_second = train_a_step(2)
+    second = engine.sample(policy, query, mask)[0, :6].tolist()
+    engine.close()
+    assert expected_first != expected_second
+    assert first == expected_first and second == expected_second
 
 
 def test_small_task_writes_an_adapter_that_loads(small_task, tiny_model: Path):

@@ -10,6 +10,7 @@ import pytest
 
 from apps.adapters.models import AdapterVersion
 from apps.adapters.selectors import served_target
+from apps.qa.models import Answer
 from apps.training.models import LoopRun, RunMetric, TrainingRun
 from apps.training.services.data import preferences_build
 from apps.training.services.runs import run_cancel, run_create
@@ -27,11 +28,15 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def gpu_worker(
-    worker_env: dict[str, str], tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+    worker_env: dict[str, str],
+    tiny_model: Path,
+    tiny_gguf: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[object]:
     env = {
         **worker_env,
-        **small_settings_env(tiny_model, Path(worker_env["PORTAL_VAR_DIR"])),
+        # The default engine: llama.cpp answers, evaluates and samples PPO's rollouts.
+        **small_settings_env(tiny_model, Path(worker_env["PORTAL_VAR_DIR"]), tiny_gguf),
         # This worker's gate lets any candidate through: these tests are about the chain.
         "PROMOTION_MARGIN": "-10",
         "PROMOTION_TOLERANCE": "10",
@@ -54,7 +59,7 @@ def _status(run_id: int) -> str:
     return TrainingRun.objects.values_list("status", flat=True).get(pk=run_id)
 
 
-def test_the_nightly_chain_runs_end_to_end(portal: None, gpu_worker: object):
+def test_the_nightly_chain_runs_end_to_end(portal: None, gpu_worker: object, tiny_gguf: Path):
     nightly.delay()
     support.wait_for(
         lambda: LoopRun.objects.exclude(status=LoopRun.Status.RUNNING).exists(),
@@ -78,6 +83,9 @@ def test_the_nightly_chain_runs_end_to_end(portal: None, gpu_worker: object):
     assert RunMetric.objects.filter(run=ppo).count() == SMALL["ppo"]["total_updates"]
     assert served_target().version == loop.candidate
     assert loop.steps[0]["result"]["answers"] == 4  # 2 questions x 2 samples, judged
+    candidate = AdapterVersion.objects.get(version=loop.candidate)
+    assert candidate.manifest["config"]["rollout_gguf"] == str(tiny_gguf)  # fast rollouts
+    assert Answer.objects.filter(origin="evaluation", model_name="tiny").exists()
 
 
 def test_a_redelivered_run_trains_once(portal: None, gpu_worker: object):

@@ -24,7 +24,7 @@ from django.utils import timezone
 from apps.adapters.models import AdapterVersion
 from apps.adapters.selectors import served_target
 from apps.adapters.services import adapter_register
-from apps.answering.engine import hf_model_path
+from apps.answering.engine import gguf_model_path, hf_model_path
 from apps.training.models import DataSnapshot, RunMetric, TrainingRun
 from apps.training.services.data import snapshot_examples, snapshot_pairs
 from ml.adapters import BASE
@@ -225,6 +225,13 @@ def _ml_config(run: TrainingRun) -> Any:
         managed["base_model"] = str(hf_model_path())
         managed["adapters_dir"] = str(settings.ADAPTERS_DIR)
         managed["parent_adapter"] = _adapter_path(run.parent_version)
+        if (
+            run.algorithm == Algorithm.PPO
+            and settings.GENERATOR_BACKEND == "llamacpp"
+            and "rollout_gguf" not in run.config
+        ):
+            # Rollouts sampled by llama.cpp on the served GGUF (the base model's twin).
+            managed["rollout_gguf"] = str(gguf_model_path())
     fields = {f.name for f in dataclasses.fields(config_class)}
     values = {**{k: v for k, v in run.config.items() if k in fields}, **managed}
     return config_class(**{k: v for k, v in values.items() if k in fields})

@@ -81,9 +81,18 @@ def reference_sets(tmp_path: Path, count: int = 3) -> None:
     references_import(path=path, set_name="training")
 
 
-def small_settings_env(tiny_model: Path, var: Path) -> dict[str, str]:
+def small_settings_env(
+    tiny_model: Path, var: Path, tiny_gguf: Path | None = None
+) -> dict[str, str]:
+    """Settings for a worker on the tiny model; with ``tiny_gguf`` it answers, evaluates
+    and samples PPO rollouts with llama.cpp, as the default deployment does."""
+    engine = (
+        {"GENERATOR_BACKEND": "llamacpp", "GENERATOR_GGUF_PATH": str(tiny_gguf)}
+        if tiny_gguf
+        else {"GENERATOR_BACKEND": "transformers"}
+    )
     return {
-        "GENERATOR_BACKEND": "transformers",
+        **engine,
         "GENERATOR_MODEL_PATH": str(tiny_model),
         "GENERATION_MAX_NEW_TOKENS": "16",
         "TRAINING_DEFAULTS": json.dumps(SMALL),
