@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,34 @@ def finish(
     except BaseException:
         discard(staging)
         raise
+
+
+def add_gguf(folder: Path, *, base_config: dict[str, Any]) -> Manifest:
+    """Gives a published adapter made before GGUF LoRA files existed its ``adapter.gguf``:
+    a verified copy is converted and given a new manifest (same version and fields, new
+    checksum), then swapped in with two renames. A failed conversion changes nothing."""
+    from ml import gguf_lora
+
+    manifest = verify(folder)
+    if GGUF_LORA in manifest.files:
+        return manifest
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-gguf-", dir=folder.parent))
+    try:
+        for name in manifest.files:
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder / name, target)
+        gguf_lora.convert(staging, base_config=base_config)
+        fields = {k: v for k, v in asdict(manifest).items() if k not in {"files", "checksum"}}
+        updated = write_manifest(staging, **fields)
+        retired = folder.with_name(f".{folder.name}-retired")
+        os.replace(folder, retired)
+        os.replace(staging, folder)
+    except BaseException:
+        discard(staging)
+        raise
+    discard(retired)
+    return updated
 
 
 def publish(temporary: Path, final: Path) -> Path:

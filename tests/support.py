@@ -135,10 +135,17 @@ def wait_for(
 
 
 def make_adapter(
-    base_model: Path, folder: Path, version: str, *, seed: int = 0, scale: float = 0.5
+    base_model: Path,
+    folder: Path,
+    version: str,
+    *,
+    seed: int = 0,
+    scale: float = 0.5,
+    gguf: bool = True,
 ) -> Path:
     """A real LoRA adapter for ``base_model`` with random weights (so it changes answers),
-    written with its manifest under a temporary name and renamed into place."""
+    written with its GGUF LoRA and manifest under a temporary name and renamed into place;
+    ``gguf=False``: as adapters were before llama.cpp serving (peft files only)."""
     import tempfile
 
     import torch
@@ -160,6 +167,11 @@ def make_adapter(
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=folder))
     peft_model.save_pretrained(staging)
+    if not gguf:
+        adapters.write_manifest(
+            staging, version=version, base_model=base_model.name, algorithm="random"
+        )
+        return adapters.publish(staging, folder / version)
     return adapters.finish(
         staging,
         adapters_dir=folder,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -36,6 +37,23 @@ def adapter_register(
             "metrics": metrics if metrics is not None else manifest.metrics,
         },
     )
+    return adapter
+
+
+def adapter_add_gguf(*, version: str, base_config: dict[str, Any]) -> AdapterVersion:
+    """Converts a registered adapter that predates GGUF LoRA files (llama.cpp refuses it
+    until then) and records its new checksum; a refusal for the missing file is cleared, so
+    generators load it at their next check. ``base_config``: the base model's HF config."""
+    adapter = AdapterVersion.objects.get(version=version)
+    manifest = adapter_files.add_gguf(Path(adapter.path), base_config=base_config)
+    if manifest.checksum != adapter.checksum:
+        AdapterVersion.objects.filter(pk=adapter.pk).update(
+            checksum=manifest.checksum,
+            manifest={k: v for k, v in manifest.__dict__.items() if k != "files"},
+            refused_reason="",
+        )
+        publish_notice(version)
+    adapter.refresh_from_db()
     return adapter
 
 

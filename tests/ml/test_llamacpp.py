@@ -191,10 +191,7 @@ def test_a_gguf_lora_that_llama_cpp_cannot_load_is_refused(
 def test_an_adapter_without_its_gguf_lora_is_refused_with_the_fix(
     generator: LlamaCppGenerator, base_model_path: Path, tmp_path: Path
 ):
-    old = support.make_adapter(base_model_path, tmp_path, "old", seed=6)
-    (old / adapters.GGUF_LORA).unlink()
-    (old / adapters.MANIFEST).unlink()
-    adapters.write_manifest(old, version="old", base_model="SmolLM2-135M-Instruct")
+    old = support.make_adapter(base_model_path, tmp_path, "old", seed=6, gguf=False)
     with pytest.raises(adapters.AdapterRefused, match="convert_adapters"):
         generator.activate("old", old, None)
 
