@@ -1,4 +1,4 @@
-"""LoRA adapter folders that describe themselves.
+"""LoRA adapter folders (and reward model folders) that describe themselves.
 
 An adapter folder holds peft's files, the same adapter as a GGUF LoRA for llama.cpp
 (``adapter.gguf``), and ``manifest.json``: version, base model, parent adapter, data
@@ -139,10 +139,15 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def verify(
-    folder: Path, *, expected_checksum: str | None = None, need_gguf: bool = False
+    folder: Path,
+    *,
+    expected_checksum: str | None = None,
+    need_gguf: bool = False,
+    required: tuple[str, ...] = ("adapter_config.json",),
 ) -> Manifest:
     """The manifest, once every file matches it (and the registry's checksum, if given);
-    ``need_gguf``: the folder must also hold its GGUF LoRA (llama.cpp serves that file)."""
+    ``need_gguf``: the folder must also hold its GGUF LoRA (llama.cpp serves that file);
+    ``required``: files it must list (a reward model's folder needs config.json)."""
     if not folder.is_dir():
         raise AdapterRefused(f"adapter folder not found: {folder}")
     manifest = read_manifest(folder)
@@ -156,8 +161,9 @@ def verify(
         raise AdapterRefused(f"the manifest checksum of {folder} does not match its files")
     if expected_checksum and expected_checksum != manifest.checksum:
         raise AdapterRefused(f"{folder} is not the adapter that was registered (checksum differs)")
-    if "adapter_config.json" not in manifest.files:
-        raise AdapterRefused(f"{folder} holds no adapter_config.json")
+    for name in required:
+        if name not in manifest.files:
+            raise AdapterRefused(f"{folder} holds no {name}")
     if need_gguf and GGUF_LORA not in manifest.files:
         raise AdapterRefused(
             f"{folder} holds no {GGUF_LORA} (made before llama.cpp serving; "

@@ -46,7 +46,9 @@ def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-_CITATION = re.compile(r"\[(\d{1,2})(?:\s*[,;]\s*(\d{1,2}))*\]")
+# A citation mark: [1], [1, 3] or [2; 4]. Every reader and writer of marks uses this one.
+CITATION = re.compile(r"\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]")
+CITATION_WITH_SPACE = re.compile(r"\s*" + CITATION.pattern)  # the mark and the space before it
 _NUMBER = re.compile(r"\d{1,2}")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _DECLINE_PATTERNS = re.compile(
@@ -56,10 +58,15 @@ _DECLINE_PATTERNS = re.compile(
 )
 
 
+def mark_numbers(mark: str) -> list[int]:
+    """The numbers in one citation mark, as written: "[2, 1]" -> [2, 1]."""
+    return [int(n) for n in _NUMBER.findall(mark)]
+
+
 def cited_numbers(answer: str, passage_count: int) -> list[int]:
     """Passage numbers cited as [n] or [n, m], in order of first mention, valid ones only."""
     numbers: list[int] = []
-    for match in _CITATION.finditer(answer):
+    for match in CITATION.finditer(answer):
         for raw in _NUMBER.findall(match.group(0)):
             number = int(raw)
             if 1 <= number <= passage_count and number not in numbers:
@@ -74,11 +81,7 @@ def strip_invalid_citations(answer: str, passage_count: int) -> str:
         valid = [n for n in _NUMBER.findall(match.group(0)) if 1 <= int(n) <= passage_count]
         return f"[{', '.join(valid)}]" if valid else ""
 
-    return re.sub(
-        r"\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]",
-        lambda m: (" " + keep(m)) if keep(m) else "",
-        answer,
-    )
+    return CITATION_WITH_SPACE.sub(lambda m: (" " + keep(m)) if keep(m) else "", answer)
 
 
 def is_decline(answer: str) -> bool:
@@ -95,7 +98,7 @@ def trim_to_sentence(text: str) -> str:
         return text
     cut = ends[-1].end()
     # Keep a citation that directly follows the sentence end: "... 55°F [2]."
-    tail = re.match(r"\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]", text[cut:])
+    tail = CITATION_WITH_SPACE.match(text[cut:])
     if tail:
         cut += tail.end()
     return text[:cut].strip()

@@ -22,7 +22,12 @@ from django.db import close_old_connections
 from apps.adapters import services as adapter_services
 from apps.adapters.selectors import served_target
 from ml.adapters import BASE, AdapterRefused
-from ml.generator import Generator, GeneratorUnavailable
+from ml.generator import (
+    GenerationResult,
+    GenerationSettings,
+    Generator,
+    GeneratorUnavailable,
+)
 from ml.llamacpp_generator import LlamaCppGenerator
 from ml.models import SMOLLM2_NAME, prepare_from_gguf, smollm2_gguf
 from ml.openai_generator import OpenAICompatibleGenerator
@@ -99,6 +104,17 @@ def _create() -> Generator:
         )
     except (OSError, ValueError) as exc:
         raise GeneratorUnavailable(f"the answer model cannot be loaded: {exc}") from exc
+
+
+def complete(messages: list[dict[str, str]], *, max_new_tokens: int) -> str:
+    """The served model's greedy reply to ``messages`` (no retrieval, no citations): for
+    short generation tasks such as writing synthetic questions."""
+    for event in get_generator(watch=False).stream(
+        messages, GenerationSettings(max_new_tokens=max_new_tokens)
+    ):
+        if isinstance(event, GenerationResult):
+            return event.text
+    return ""
 
 
 def sync_served_adapter(generator: Generator) -> str:

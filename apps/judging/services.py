@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from apps.answering.pipeline import passage_texts
 from apps.documents.embedding import get_embedder
-from apps.documents.models import Chunk
 from apps.judging.judge import get_judge
 from apps.judging.models import Judgement
 from apps.qa.models import Answer
@@ -33,24 +33,41 @@ logger = logging.getLogger(__name__)
 SINGLE_LEASE = timedelta(minutes=15)
 
 
+def judge_request(
+    *,
+    question: str,
+    response: str,
+    retrieved: list[dict[str, Any]],
+    reference: Reference | None,
+    custom_id: str = "",
+) -> JudgeRequest:
+    """The one way an answer (and its reference, if any) becomes what the judge sees: the
+    question, the answer, the reference and its key facts, and the passages it was given."""
+    return JudgeRequest(
+        question=question,
+        response=response,
+        reference=reference.answer if reference else None,
+        key_facts=tuple(reference.key_facts) if reference else (),
+        passages=tuple(passage_texts(retrieved)),
+        answerable=reference.answerable if reference else True,
+        custom_id=custom_id,
+    )
+
+
 def judge_request_for(answer: Answer) -> tuple[JudgeRequest, Reference | None]:
-    """What the judge sees: the question, the answer, the reference when a validated one
-    matches the question, and the passages the bot was given."""
+    """A stored answer's judge request, against the validated reference whose question
+    matches it (see reference_for_question), else on its passages alone."""
     embedding = get_embedder().embed([answer.question])[0].tolist()
     reference = reference_for_question(
         question=answer.question,
         embedding=embedding,
         min_similarity=settings.JUDGE_REFERENCE_MIN_SIMILARITY,
     )
-    chunk_ids = [r["chunk_id"] for r in answer.retrieved if "chunk_id" in r]
-    texts = dict(Chunk.objects.filter(pk__in=chunk_ids).values_list("pk", "text"))
-    request = JudgeRequest(
+    request = judge_request(
         question=answer.question,
         response=answer.text,
-        reference=reference.answer if reference else None,
-        key_facts=tuple(reference.key_facts) if reference else (),
-        passages=tuple(texts[c] for c in chunk_ids if c in texts),
-        answerable=reference.answerable if reference else True,
+        retrieved=answer.retrieved,
+        reference=reference,
         custom_id=f"answer-{answer.pk}",
     )
     return request, reference

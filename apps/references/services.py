@@ -19,6 +19,7 @@ from django.db.models.functions import Length
 from apps.documents.embedding import get_embedder
 from apps.documents.models import Chunk, Document
 from apps.references.models import Reference, ReferenceSet
+from ml.jsonl import JsonlError, numbered_lines, read_text
 from ml.prompting import is_decline, trim_to_sentence
 
 MAX_TEXT = 10_000
@@ -122,14 +123,12 @@ def references_import(*, path: Path, set_name: str) -> ImportResult:
     again changes nothing; a changed record is updated in place.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidReferences(f"{path}: cannot be read as UTF-8 text ({exc})") from exc
+        text = read_text(path)
+    except JsonlError as exc:
+        raise InvalidReferences(str(exc)) from exc
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in numbered_lines(text):
         record = _parse_line(number, line)
         if record["external_id"] in seen:
             raise InvalidReferences(f"line {number}: id {record['external_id']!r} appears twice")
@@ -296,7 +295,7 @@ def synthetic_pairs_generate(
     """Asks the answer model to write question/answer pairs from random passages. They land
     in the SMEs' synthetic queue as pending training references and count only once
     validated. Passages that already have a pair are skipped, so a re-run adds new ones."""
-    from apps.answering.engine import get_generator
+    from apps.answering.engine import complete, get_generator
 
     if count < 1:
         raise InvalidReferences("Ask for at least one pair.")
@@ -316,21 +315,19 @@ def synthetic_pairs_generate(
     pending: list[Reference] = []
     for chunk in chunks:
         question = parse_synthetic_question(
-            _complete(
-                generator,
+            complete(
                 [{"role": "user", "content": QUESTION_PROMPT.format(passage=chunk.text)}],
-                48,
+                max_new_tokens=48,
             )
         )
         answer = None
         if question is not None:
-            reply = _complete(
-                generator,
+            reply = complete(
                 [
                     {"role": "system", "content": ANSWER_PROMPT},
                     {"role": "user", "content": f"Passage:\n{chunk.text}\n\nQuestion: {question}"},
                 ],
-                SYNTHETIC_ANSWER_TOKENS,
+                max_new_tokens=SYNTHETIC_ANSWER_TOKENS,
             )
             answer = parse_synthetic_answer(trim_to_sentence(reply))
         if question is None or answer is None:
@@ -365,12 +362,3 @@ def reembed_question(reference: Reference) -> None:
     """Refreshes the question's embedding after its text changed (not saved here)."""
     reference.question_embedding = None
     _embed_questions([reference])
-
-
-def _complete(generator: Any, messages: list[dict[str, str]], max_new_tokens: int) -> str:
-    from ml.generator import GenerationResult, GenerationSettings
-
-    for event in generator.stream(messages, GenerationSettings(max_new_tokens=max_new_tokens)):
-        if isinstance(event, GenerationResult):
-            return event.text
-    return ""

@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ml.judging.base import Judge, JudgeError, JudgeRequest, Verdict, snap_score
-from ml.prompting import is_decline, split_sentences
+from ml.prompting import CITATION_WITH_SPACE, is_decline, split_sentences
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,7 +84,7 @@ _UNIT_WORDS = (
 )
 UNITS = frozenset(_UNIT_WORDS.split())
 
-_CITATION = re.compile(r"\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]")
+_CITATION = CITATION_WITH_SPACE
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\u2043\ufe58\ufe63\uff0d]")
 _NUMBER = re.compile(r"(?<![A-Za-z0-9.,])\d+(?:,\d{3})*(?:\.\d+)?")
 _NUMBER_UNIT = re.compile(

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ml.jsonl import read_records
+
 Message = dict[str, str]
 
 
@@ -57,36 +59,22 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
 
 
 def read_pairs(path: Path) -> list[PreferencePair]:
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            pairs.append(
-                PreferencePair(
-                    prompt=tuple(record["prompt"]),
-                    chosen=record["chosen"][-1]["content"],
-                    rejected=record["rejected"][-1]["content"],
-                )
-            )
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a preference pair ({exc})") from exc
-    return pairs
+    return read_records(
+        path,
+        lambda record: PreferencePair(
+            prompt=tuple(record["prompt"]),
+            chosen=record["chosen"][-1]["content"],
+            rejected=record["rejected"][-1]["content"],
+        ),
+        what="a preference pair",
+    )
 
 
 def read_sft(path: Path) -> list[SFTExample]:
-    examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            examples.append(
-                SFTExample(
-                    prompt=tuple(record["prompt"]), completion=record["completion"][-1]["content"]
-                )
-            )
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not an SFT example ({exc})") from exc
-    return examples
+    return read_records(
+        path,
+        lambda record: SFTExample(
+            prompt=tuple(record["prompt"]), completion=record["completion"][-1]["content"]
+        ),
+        what="an SFT example",
+    )

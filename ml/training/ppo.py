@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from ml.jsonl import read_records
 from ml.training.common import (
     Cancelled,
     MemoryReporter,
@@ -677,18 +678,14 @@ def _mean(values: Sequence[float]) -> float:
 
 def read_prompts(path: Path) -> list[list[Message]]:
     """JSON Lines, one ``{"prompt": [messages]}`` per line."""
-    prompts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            prompt = json.loads(line)["prompt"]
-            if not isinstance(prompt, list) or not all("content" in m for m in prompt):
-                raise TypeError("prompt is not a list of messages")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a prompt ({exc})") from exc
-        prompts.append(prompt)
-    return prompts
+
+    def parse(record: Any) -> list[Message]:
+        prompt = record["prompt"]
+        if not isinstance(prompt, list) or not all("content" in m for m in prompt):
+            raise TypeError("prompt is not a list of messages")
+        return prompt
+
+    return read_records(path, parse, what="a prompt")
 
 
 def _cli(argv: Sequence[str] | None = None) -> None:

@@ -7,18 +7,17 @@ The pairs are tokenized here rather than by TRL, which would append an EOS token
 vocabulary does not have. A share of the prompts is held out, and the pairwise accuracy on
 them before and after training is the figure that says whether the model learned anything.
 
-The full model (not an adapter) is published as ``out_dir/version`` with ``reward.json``:
-backbone, data snapshot, config, metrics and a SHA-256 per file. To continue training an
+The full model (not an adapter) is published as ``out_dir/version`` with the manifest that
+adapters have (ml/adapters.py): backbone as base model, data snapshot, config, metrics and a
+SHA-256 per file. To continue training an
 earlier reward model, name its folder as the backbone.
 
-    python -m ml.training.reward --config reward.json --data pairs.jsonl
+    python -m ml.training.reward --config reward-config.json --data pairs.jsonl
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import random
 import tempfile
 from collections.abc import Callable, Sequence
@@ -42,7 +41,6 @@ from ml.training.data import PreferencePair, prompt_text
 from ml.training.results import TrainResult
 
 ALGORITHM = "reward"
-MANIFEST = "reward.json"
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ class RewardConfig:
     seed: int = field(default=42, metadata={"help": "Seed for the split, the head and the order."})
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu' or 'cuda[:n]'."})
     data_snapshot: str = field(
-        default="", metadata={"help": "Names the training data, recorded in reward.json."}
+        default="", metadata={"help": "Names the training data, recorded in the manifest."}
     )
 
 
@@ -150,16 +148,13 @@ def main(
         tokenizer,
         out_dir=out_dir,
         version=version,
-        record={
-            "version": version,
-            "algorithm": ALGORITHM,
-            "backbone": str(backbone),
-            # Training continued from an earlier reward model: its version, else "".
-            "parent": _record_version(backbone),
-            "data_snapshot": config.data_snapshot,
-            "config": config_dict(config),
-            "metrics": metrics,
-        },
+        base_model=str(backbone),
+        # Training continued from an earlier reward model: its version, else base.
+        parent=_record_version(backbone) or adapters.BASE,
+        algorithm=ALGORITHM,
+        data_snapshot=config.data_snapshot,
+        config=config_dict(config),
+        metrics=metrics,
     )
     return TrainResult(ALGORITHM, version, path, metrics, trainer.state.global_step)
 
@@ -215,14 +210,14 @@ def load_reward_scorer(
     path: str | Path, *, device: str = "auto", batch_size: int = 16
 ) -> Callable[[list[str], list[str]], list[float]]:
     """A function scoring (prompt text, response) pairs with the reward model at ``path``,
-    once its files match ``reward.json``. Prompts are ``prompt_text(messages)``."""
+    once its files match its manifest. Prompts are ``prompt_text(messages)``."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = Path(path)
     record = read_record(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    encode = pair_encoder(tokenizer, int(record.get("config", {}).get("max_length", 512)))
+    encode = pair_encoder(tokenizer, int(record.config.get("max_length", 512)))
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
     model.to(device_name(device)).eval()
 
@@ -235,16 +230,9 @@ def load_reward_scorer(
     return score
 
 
-def read_record(folder: Path) -> dict[str, Any]:
-    """``reward.json`` of a published reward model, once every file matches it."""
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise adapters.AdapterRefused(f"{folder} has no {MANIFEST}")
-    record = json.loads(path.read_text())
-    for name, sha in record.get("files", {}).items():
-        if not (folder / name).is_file() or _sha256(folder / name) != sha:
-            raise adapters.AdapterRefused(f"{name} in {folder} does not match {MANIFEST}")
-    return record
+def read_record(folder: Path) -> adapters.Manifest:
+    """The manifest of a published reward model, once every file matches it."""
+    return adapters.verify(folder, required=("config.json",))
 
 
 def _backbone(requested: str) -> Path:
@@ -260,8 +248,10 @@ def _backbone(requested: str) -> Path:
 
 
 def _record_version(folder: Path) -> str:
-    path = folder / MANIFEST
-    return str(json.loads(path.read_text()).get("version", "")) if path.is_file() else ""
+    try:
+        return adapters.read_manifest(folder).version
+    except adapters.AdapterRefused:  # a plain backbone, not one of our reward models
+        return ""
 
 
 def _scores(model: Any, tokenizer: Any, ids: list[list[int]], batch_size: int) -> list[float]:
@@ -302,31 +292,15 @@ def _pairwise_accuracy(
     return wins / len(pairs)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _publish(
-    model: Any, tokenizer: Any, *, out_dir: Path, version: str, record: dict[str, Any]
-) -> Path:
-    """Saves under a temporary name, writes reward.json, and renames into place."""
+def _publish(model: Any, tokenizer: Any, *, out_dir: Path, version: str, **fields: Any) -> Path:
+    """Saves under a temporary name, writes the manifest (the adapters' format), and renames
+    into place."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=out_dir))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        files = {
-            str(p.relative_to(staging)): _sha256(p)
-            for p in sorted(staging.rglob("*"))
-            if p.is_file()
-        }
-        (staging / MANIFEST).write_text(
-            json.dumps({**record, "files": files}, indent=2, sort_keys=True)
-        )
+        adapters.write_manifest(staging, version=version, **fields)
         return adapters.publish(staging, out_dir / version)
     except BaseException:
         adapters.discard(staging)

@@ -81,7 +81,7 @@ def test_the_reward_model_learns_to_prefer_grounded_answers(tmp_path: Path):
 
     assert result.path == tmp_path / "reward" / "r1"
     assert sorted(p.name for p in (tmp_path / "reward").iterdir()) == ["r1"]
-    record = json.loads((result.path / "reward.json").read_text())
+    record = json.loads((result.path / "manifest.json").read_text())
     assert record["algorithm"] == "reward" and record["data_snapshot"] == "synthetic-40"
     assert record["metrics"] == metrics and "model.safetensors" in record["files"]
 

@@ -7,10 +7,9 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.documents.templatetags.citations import cite_url
+from ml.prompting import CITATION, mark_numbers
 
 register = template.Library()
-
-_MARK = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
 
 
 @register.filter
@@ -18,10 +17,10 @@ def with_citation_links(answer: object) -> SafeString:
     """The answer text, escaped, with each [n] linked to the cited page."""
     records = {r["number"]: r for r in getattr(answer, "retrieved", [])}
 
-    def link(number: str) -> str:
-        record = records.get(int(number))
+    def link(number: int) -> str:
+        record = records.get(number)
         if record is None:
-            return escape(number)
+            return str(number)
         url = cite_url(record["document_id"], record["kind"], record["page"], record["chunk_id"])
         title = (
             f"{record['document']}, p. {record['page']}"
@@ -38,11 +37,10 @@ def with_citation_links(answer: object) -> SafeString:
         )
 
     def replace(match: re.Match[str]) -> str:
-        numbers = [n.strip() for n in match.group(1).split(",")]
-        return "[" + ", ".join(link(n) for n in numbers) + "]"
+        return "[" + ", ".join(link(n) for n in mark_numbers(match.group(0))) + "]"
 
     text = escape(getattr(answer, "text", ""))
-    return mark_safe(_MARK.sub(replace, str(text)))
+    return mark_safe(CITATION.sub(replace, str(text)))
 
 
 @register.simple_tag

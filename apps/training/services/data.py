@@ -16,15 +16,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Avg, Q
 
-from apps.documents.selectors import search_chunks
+from apps.answering.pipeline import prompt_for
 from apps.feedback.models import Feedback
 from apps.judging.models import Judgement
 from apps.qa.models import Answer
-from apps.qa.services import passages_for
 from apps.references.models import Reference, ReferenceSet
 from apps.references.selectors import normalize_question
 from apps.training.models import DataSnapshot, PreferencePair, SFTExample
-from ml.prompting import DECLINE, build_messages
+from ml.prompting import DECLINE
 from ml.training.data import PreferencePair as TrlPair
 from ml.training.data import SFTExample as TrlExample
 from ml.training.data import write_jsonl
@@ -261,13 +260,6 @@ def snapshot_pairs(snapshot: DataSnapshot) -> list[TrlPair]:
     return [_trl_pair(row) for row in snapshot.pairs.all()]
 
 
-def _prompt_for(question: str) -> list[dict[str, str]]:
-    """The chat the generator would see for ``question`` today (retrieval included)."""
-    return build_messages(
-        question, passages_for(search_chunks(query=question, k=settings.ANSWER_PASSAGES))
-    )
-
-
 def sft_build(*, set_name: str = ReferenceSet.TRAINING) -> DataSnapshot:
     """SFT examples from validated references of ``set_name``: the prompt the generator
     would see for the question, the reference answer (the decline for questions the
@@ -281,7 +273,7 @@ def sft_build(*, set_name: str = ReferenceSet.TRAINING) -> DataSnapshot:
             SFTExample(
                 snapshot=snapshot,
                 reference=reference,
-                prompt=_prompt_for(reference.question),
+                prompt=prompt_for(reference.question),
                 completion=reference.answer if reference.answerable else DECLINE,
             )
             for reference in references

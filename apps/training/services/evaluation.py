@@ -13,15 +13,15 @@ from django.utils import timezone
 
 from apps.answering.engine import using_adapter
 from apps.documents.embedding import get_embedder
-from apps.documents.models import Chunk
 from apps.judging.judge import get_judge
+from apps.judging.services import judge_request
 from apps.qa.models import Origin
 from apps.qa.services import answer_generate, question_submit
 from apps.references.models import Reference
 from apps.references.selectors import references_validated
 from apps.training.models import Evaluation, EvaluationItem
 from ml.generator import GenerationSettings
-from ml.judging import JudgeError, JudgeRequest
+from ml.judging import JudgeError
 from ml.judging.local import key_fact_recall
 
 METRICS = (
@@ -84,15 +84,11 @@ def evaluation_run(
                     question=reference.question, user=None, origin=Origin.EVALUATION
                 )
                 answer = answer_generate(answer_id=answer.pk, generation=generation)
-                chunk_ids = [r["chunk_id"] for r in answer.retrieved]
-                texts = dict(Chunk.objects.filter(pk__in=chunk_ids).values_list("pk", "text"))
-                request = JudgeRequest(
+                request = judge_request(
                     question=reference.question,
                     response=answer.text,
-                    reference=reference.answer,
-                    key_facts=tuple(reference.key_facts),
-                    passages=tuple(texts[c] for c in chunk_ids if c in texts),
-                    answerable=reference.answerable,
+                    retrieved=answer.retrieved,
+                    reference=reference,
                 )
                 try:
                     verdict = judge.judge(request)

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.judging.judge import get_judge
+from ml.jsonl import JsonlError, numbered_lines, read_text
 from ml.judging import JudgeError, JudgeRequest, Verdict
 
 
@@ -76,14 +77,12 @@ class Command(BaseCommand):
 
     def _file(self, judge: Any, path: Path, *, as_json: bool) -> None:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"{path}: cannot be read ({exc})") from exc
+            text = read_text(path)
+        except JsonlError as exc:
+            raise CommandError(str(exc)) from exc
         slots: list[dict[str, Any] | int] = []  # a result, or the index of a request
         requests: list[JudgeRequest] = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        for number, line in numbered_lines(text):
             try:
                 requests.append(_item(number, line))
                 slots.append(len(requests) - 1)

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.answering.engine import get_generator
 from apps.qa import services
 from apps.qa.presenters import answer_json
+from ml.jsonl import JsonlError, read_records
 
 
 class Command(BaseCommand):
@@ -44,17 +45,10 @@ class Command(BaseCommand):
         path = Path(str(path))
         if not path.is_file():
             raise CommandError(f"no such file: {path}")
-        questions = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                questions.append(str(json.loads(line)["question"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CommandError(
-                    f"{path}:{number}: not a JSON object with a 'question' ({exc})"
-                ) from exc
-        return questions
+        try:
+            return read_records(path, lambda record: str(record["question"]), what="a question")
+        except JsonlError as exc:
+            raise CommandError(f'{exc} (one {{"question": ...}} object per line)') from exc
 
     def _print(self, record: dict[str, object]) -> None:
         self.stdout.write(f"Q: {record['question']}")
