@@ -1,5 +1,6 @@
 """``manage.py up`` from nothing: embedded PostgreSQL and Redis, web, workers and beat;
-a demo user logs in, the demo corpus gets ingested by the worker, and search cites it."""
+a demo user logs in, the demo corpus gets ingested by the worker, search cites it, and an
+answer comes straight from the shipped GGUF (no model preparation step)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,17 @@ def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
         assert first.group(1).endswith("#page=25") and first.group(2).startswith("UFC 3-410-01")
         pdf = session.get(base + first.group(1).split("#")[0], timeout=10)
         assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
+
+        # Answering needs no preparation: the web server answers from the shipped GGUF.
+        answer = session.post(
+            f"{base}/ask/api/answers",
+            json={"question": "What is the minimum temperature for warehouse forklift areas?"},
+            headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": base},
+            timeout=120,
+        ).json()
+        assert answer["status"] == "done" and answer["answer"], answer
+        assert answer["adapter"] == "base" and answer["timings"]["total_ms"] < 30000, answer
+        assert not (var_dir / "models").exists()  # no float32 checkpoint was made
     except BaseException:
         print(log.read_text(errors="replace")[-8000:])  # shown by pytest with the failure
         raise
