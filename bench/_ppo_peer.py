@@ -1,16 +1,20 @@
 """One contender of bench/ppo_speed.py, in its own process so that its peak RSS is its own.
 
-    .venv/bin/python bench/_ppo_peer.py {ours|trl112-ppo|rloo} SPEC.json
+    .venv/bin/python bench/_ppo_peer.py {ours-torch|ours-fast|trl112-ppo|rloo} SPEC.json
 
 SPEC.json (written by ppo_speed.py) names the policy folder, the reward-model folder, the
-prompts and the shared settings. The last line on stdout is a JSON object: seconds of every
-update (warm-up included, in order), peak RSS, RSS after the imports, mean response length
-and the library versions. trl112-ppo must run with the throw-away TRL 1.12 first on
-PYTHONPATH; it imports ``trl.experimental.ppo`` from there.
+prompts, the shared settings and, for ours-fast, the policy's GGUF (rollout_gguf). The last
+line on stdout is a JSON object: seconds of every update (warm-up included, in order), peak
+RSS, RSS after the imports, mean response length and the library versions. ours-torch and
+ours-fast differ only in where the rollouts are sampled (PPOConfig.rollout_engine: torch's
+``generate``, or llama.cpp with the policy's current LoRA, on as many threads as torch).
+trl112-ppo must run with the throw-away TRL 1.12 first on PYTHONPATH; it imports
+``trl.experimental.ppo`` from there.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import statistics
@@ -64,7 +68,9 @@ def lora(spec: dict[str, Any]) -> Any:
     )
 
 
-def run_ours(spec: dict[str, Any], prompts: list[list[dict[str, str]]]) -> dict[str, Any]:
+def run_ours(
+    spec: dict[str, Any], prompts: list[list[dict[str, str]]], *, rollout_engine: str
+) -> dict[str, Any]:
     import torch
 
     from ml.training.common import MemoryReporter
@@ -113,12 +119,22 @@ def run_ours(spec: dict[str, Any], prompts: list[list[dict[str, str]]]) -> dict[
             length_stop_fraction=2.0,
             seed=spec["seed"],
             device="cpu",
+            rollout_engine=rollout_engine,
+            rollout_gguf=spec["rollout_gguf"] if rollout_engine == "llamacpp" else "",
+            rollout_threads=spec["threads"],
         )
         main(config, prompts, reward_fn, reporter)
-    return {
+    result: dict[str, Any] = {
         "seconds": [row["seconds"] for row in reporter.series],
         "response_tokens": statistics.mean(row["response_length"] for row in reporter.series),
+        "rollout_engine": rollout_engine,
     }
+    if rollout_engine == "llamacpp":
+        import llama_cpp
+
+        result["rollout_gguf"] = config.rollout_gguf
+        result["llama_cpp"] = llama_cpp.__version__
+    return result
 
 
 class _Clock:
@@ -282,7 +298,12 @@ def run_rloo(spec: dict[str, Any], prompts: list[list[dict[str, str]]]) -> dict[
     }
 
 
-CONTENDERS = {"ours": run_ours, "trl112-ppo": run_trl112_ppo, "rloo": run_rloo}
+CONTENDERS = {
+    "ours-torch": functools.partial(run_ours, rollout_engine="torch"),
+    "ours-fast": functools.partial(run_ours, rollout_engine="llamacpp"),
+    "trl112-ppo": run_trl112_ppo,
+    "rloo": run_rloo,
+}
 
 
 def main() -> None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -280,6 +282,30 @@ def gguf_bytes(path: Path) -> dict[str, float]:
     }
 
 
+class OtherLoad:
+    """The share of the machine's CPU time that other processes used since this was made.
+    llama.cpp's threads wait for each other at every step, so a busy neighbour on a small
+    machine slows it far more than the CPU time it takes."""
+
+    def __init__(self) -> None:
+        self._start = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float, float]:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+        except OSError:  # not Linux
+            return time.perf_counter(), math.nan, 0.0
+        user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields)
+        busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return time.perf_counter(), busy, usage.ru_utime + usage.ru_stime
+
+    def share(self) -> float:
+        wall, busy, own = (end - start for start, end in zip(self._start, self._now(), strict=True))
+        return max(0.0, (busy - own) / (wall * (os.cpu_count() or 1)))
+
+
 def cpu_caches() -> str:
     found = {}
     for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
@@ -309,8 +335,13 @@ def adapter_swaps(
     folder = Path(tempfile.mkdtemp(prefix="swap-", dir=VAR_DIR))
     try:
         progress("making two random LoRA adapters")
-        made = {f"bench-{seed}": make_adapter(hf_folder, folder, f"bench-{seed}", seed=seed) for seed in (1, 2)}
-        checksums = {version: adapters.read_manifest(path).checksum for version, path in made.items()}
+        made = {
+            f"bench-{seed}": make_adapter(hf_folder, folder, f"bench-{seed}", seed=seed)
+            for seed in (1, 2)
+        }
+        checksums = {
+            version: adapters.read_manifest(path).checksum for version, path in made.items()
+        }
         steps: list[tuple[str, str]] = [
             ("load_new", "bench-1"),
             ("load_second_new", "bench-2"),
@@ -365,6 +396,7 @@ def adapter_swaps(
                 time.sleep(0.005)
             time.sleep(0.2)
 
+        others = OtherLoad()
         worker = threading.Thread(target=answer_loop, name="answers", daemon=True)
         worker.start()
         while len(finished) < 3 and not failures:  # a few answers undisturbed first
@@ -390,6 +422,7 @@ def adapter_swaps(
                 "answer_ms_undisturbed_median": 1000 * undisturbed[len(undisturbed) // 2],
                 "answer_ms_during_swaps_max": 1000 * max(during, default=float("nan")),
                 "answers_by_adapter": dict(Counter(adapter for _, _, adapter in finished)),
+                "others_cpu_share": others.share(),
             }
         )
         return figures
@@ -421,11 +454,13 @@ def main() -> None:
     hf = TransformersEngine(hf_folder, llama.chat.stop_ids)
     runs: dict[str, list[Run]] = {}
     prompts: dict[str, list[list[int]]] = {}
+    busy: dict[str, float] = {}  # other processes' share of the CPU while an engine ran
     for name, engine in (("llamacpp", llama), ("transformers", hf)):
         prompts[name] = [engine.prompt(messages) for messages in timed]
         progress(f"{name}: warm-up")
         engine.run(engine.prompt(warm_up))
         runs[name] = []
+        others = OtherLoad()
         for number, prompt in enumerate(prompts[name], start=1):
             runs[name].append(engine.run(prompt))
             run = runs[name][-1]
@@ -433,11 +468,14 @@ def main() -> None:
                 f"{name} {number}/{len(timed)}: {len(prompt)} prompt tokens, {run.steps} "
                 f"generated, first {1000 * run.first_s:.0f} ms, total {1000 * run.total_s:.0f} ms"
             )
+        busy[name] = others.share()
     del hf
     speed = {name: rates(engine_runs) for name, engine_runs in runs.items()}
-    same_prompts = sum(a == b for a, b in zip(prompts["llamacpp"], prompts["transformers"]))
+    same_prompts = sum(
+        a == b for a, b in zip(prompts["llamacpp"], prompts["transformers"], strict=True)
+    )
     same_answers = sum(
-        a.tokens == b.tokens for a, b in zip(runs["llamacpp"], runs["transformers"])
+        a.tokens == b.tokens for a, b in zip(runs["llamacpp"], runs["transformers"], strict=True)
     )
     lengths = [len(p) for p in prompts["llamacpp"]]
     decode_ratio = (
@@ -465,6 +503,7 @@ def main() -> None:
         "same_prompt_tokens": same_prompts,
         "same_answer_tokens": same_answers,
         **{f"{name}_{key}": value for name, s in speed.items() for key, value in s.items()},
+        **{f"{name}_others_cpu_share": value for name, value in busy.items()},
         "decode_ratio": decode_ratio,
         "with_prefill_ratio": prefill_ratio,
         **bandwidth,
@@ -494,7 +533,8 @@ def main() -> None:
             label,
             f"decode {s['decode_tokens_per_s']:6.1f} tokens/s | with prefill "
             f"{s['tokens_per_s_with_prefill']:6.1f} tokens/s | first token "
-            f"{s['first_token_ms_mean']:.0f} ms mean | {s['generated_tokens']} tokens",
+            f"{s['first_token_ms_mean']:.0f} ms mean | {s['generated_tokens']} tokens | other "
+            f"processes {busy[name]:.0%} CPU",
         )
     show(
         "llama.cpp / transformers",
@@ -541,10 +581,15 @@ def main() -> None:
         f"{swaps['failed_answers']}  target 0  {verdict(swaps['failed_answers'] == 0)} | answer "
         f"{swaps['answer_ms_undisturbed_median']:.0f} ms undisturbed, at most "
         f"{swaps['answer_ms_during_swaps_max']:.0f} ms during | by adapter "
-        f"{swaps['answers_by_adapter']}",
+        f"{swaps['answers_by_adapter']} | other processes {swaps['others_cpu_share']:.0%} CPU",
     )
     for failure in swaps["failures"]:
         print(f"  failed: {failure}")
+    if max(*busy.values(), swaps["others_cpu_share"]) > 0.1:
+        print(
+            "  note: other processes were busy on this machine during the run (their share of "
+            "the CPU is shown above); the speeds are low, llama.cpp's most: rerun on a quiet one."
+        )
     if args.json:
         print(json.dumps(figures))
 

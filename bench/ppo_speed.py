@@ -2,23 +2,33 @@
 
 Contenders, each in its own process (so peak RSS is its own), one after the other:
 
-    ours        ml.training.ppo (LoRA policy, value head on the same backbone, the reference
-                is the policy with the adapter disabled)
+    ours-torch  ml.training.ppo (LoRA policy, value head on the same backbone, the reference
+                is the policy with the adapter disabled), rollouts sampled by torch's
+                generate (rollout_engine="torch")
+    ours-fast   the same, rollouts sampled by llama.cpp (rollout_engine="llamacpp"): each
+                update writes the policy's current LoRA as a GGUF LoRA and samples with it on
+                the policy's GGUF (SmolLM2's own Q4_1 file, which the float32 folder is
+                de-quantized from; for tiny, the tiny Llama exported to a float32 GGUF once),
+                with as many llama.cpp threads as torch gets; log-probs, values and
+                gradients stay in torch
     trl112-ppo  TRL 1.12's experimental PPOTrainer (trl.experimental.ppo), pip-installed into
                 a throw-away folder (--trl112, default /tmp/trl112) and put first on
                 PYTHONPATH; its value model is a second full classifier, trained in full
     rloo        TRL's RLOOTrainer from the venv (no value model; 2 samples per prompt)
 
-All three train a fresh LoRA on the same policy, score with the same reward model (a
+All four train a fresh LoRA on the same policy, score with the same reward model (a
 sequence classifier on the policy's backbone with a random one-score head: fine for timing)
 on chat-template prompt tokens + response, and run float32 on the CPU with the same thread
-count. One update = batch_size rollouts sampled, then ppo_epochs passes of batch_size /
-mini_batch_size optimizer steps. The first --warmup updates are not counted; the figure is
-the median of the next --updates. Ratios are ours / peer, measured in the same run. Peak RSS
-is the process's maximum (model loading included); "resp tok" is the mean sampled response
-length (TRL 1.12 logs only how many responses ended with EOS, shown as "eos N%").
+count (ours-fast samples from the GGUF, see above). One update = batch_size rollouts
+sampled, then ppo_epochs passes of batch_size / mini_batch_size optimizer steps. The first
+--warmup updates are not counted; the figure is the median of the next --updates. Ratios,
+measured in the same run: ours-torch / ours-fast (the llama.cpp speed-up; the target on
+SmolLM2 is >= 3x), then ours-fast / peer and ours-torch / peer. Peak RSS is the process's
+maximum (model loading included); "resp tok" is the mean sampled response length (TRL 1.12
+logs only how many responses ended with EOS, shown as "eos N%").
 
     .venv/bin/python bench/ppo_speed.py [--model tiny|smollm2] [--updates 3] [--json]
+        [--contenders ours-torch,ours-fast,trl112-ppo,rloo]
 """
 
 from __future__ import annotations
@@ -38,7 +48,16 @@ SAMPLE_QA = REPO.parent / "shared" / "eval" / "sample-qa.jsonl"
 SMOLLM2 = REPO / "var" / "test" / "models" / "SmolLM2-135M-Instruct"
 WORK = REPO / "var" / "bench" / "ppo_speed"
 PEER = Path(__file__).resolve().parent / "_ppo_peer.py"
-CONTENDERS = ("ours", "trl112-ppo", "rloo")
+CONTENDERS = ("ours-torch", "ours-fast", "trl112-ppo", "rloo")
+# (numerator, denominator) of the printed ratios, when both ran.
+RATIOS = (
+    ("ours-torch", "ours-fast"),
+    ("ours-fast", "trl112-ppo"),
+    ("ours-fast", "rloo"),
+    ("ours-torch", "trl112-ppo"),
+    ("ours-torch", "rloo"),
+)
+SPEED_UP_TARGET = 3.0  # ours-torch / ours-fast seconds per update, on SmolLM2
 TRL112 = "1.12.0"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -96,6 +115,26 @@ def policy_folder(model: str) -> Path:
     if model == "smollm2":
         return SMOLLM2
     return make_tiny_llama(WORK / "tiny-llama", tokenizer_from=SMOLLM2)
+
+
+def policy_gguf(model: str, policy: Path) -> Path:
+    """The GGUF that ours-fast samples from: SmolLM2's own file (SMOLLM2 is de-quantized from
+    it), or the tiny Llama of ``policy`` exported once, with SmolLM2's tokenizer metadata."""
+    from ml.models import smollm2_gguf
+
+    folder, filename = smollm2_gguf()
+    if model == "smollm2":
+        return folder / filename
+    out = WORK / f"{policy.name}.gguf"
+    if not out.is_file():
+        from tests.gguf_tiny import export_tiny_llama
+
+        progress(f"exporting {policy.name} to {out.name}")
+        staging = out.with_name(out.name + ".partial")
+        staging.unlink(missing_ok=True)
+        export_tiny_llama(policy, tokenizer_gguf=folder / filename, out=staging)
+        staging.replace(out)
+    return out
 
 
 def reward_folder(policy: Path) -> Path:
@@ -203,10 +242,10 @@ def summarise(result: dict[str, Any], warmup: int) -> None:
     result["updates_counted"] = len(counted)
 
 
-def ratio(ours: dict[str, Any], peer: dict[str, Any], key: str) -> float | None:
-    if ours.get(key) is None or peer.get(key) is None:
+def ratio(numerator: dict[str, Any], denominator: dict[str, Any], key: str) -> float | None:
+    if numerator.get(key) is None or denominator.get(key) is None:
         return None
-    return ours[key] / peer[key]
+    return numerator[key] / denominator[key]
 
 
 def main() -> None:
@@ -232,6 +271,7 @@ def main() -> None:
     prompts_path = WORK / "prompts.jsonl"
     prompts_path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
     lengths = prompt_lengths(policy, prompts)
+    gguf = policy_gguf(args.model, policy) if "ours-fast" in names else None
     spec = {
         **SETTINGS,
         "policy": str(policy),
@@ -239,6 +279,7 @@ def main() -> None:
         "prompts": str(prompts_path),
         "threads": args.threads,
         "updates_total": args.warmup + args.updates,
+        "rollout_gguf": str(gguf) if gguf else "",
     }
     spec_path = WORK / f"spec-{args.model}.json"
     spec_path.write_text(json.dumps(spec, indent=1))
@@ -261,14 +302,13 @@ def main() -> None:
         summarise(results[name], args.warmup)
         progress(f"{name}: done in {results[name]['process_seconds']:.0f} s")
 
-    ours = results.get("ours", {})
     ratios = {
-        peer: {
-            "seconds_per_update": ratio(ours, results[peer], "seconds_per_update"),
-            "peak_rss_mb": ratio(ours, results[peer], "peak_rss_mb"),
+        f"{top} / {bottom}": {
+            "seconds_per_update": ratio(results[top], results[bottom], "seconds_per_update"),
+            "peak_rss_mb": ratio(results[top], results[bottom], "peak_rss_mb"),
         }
-        for peer in names
-        if peer != "ours"
+        for top, bottom in RATIOS
+        if top in results and bottom in results
     }
     report = {
         "model": args.model,
@@ -276,6 +316,7 @@ def main() -> None:
         "settings": {
             **SETTINGS,
             "threads": args.threads,
+            "rollout_gguf": str(gguf) if gguf else None,
             "warmup": args.warmup,
             "updates": args.updates,
             "prompts": len(prompts),
@@ -289,7 +330,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
         },
         "results": results,
-        "ratios_ours_over_peer": ratios,
+        "ratios": ratios,
         "load_at_end": load(),
     }
     if args.json:
@@ -306,6 +347,13 @@ def show(report: dict[str, Any]) -> None:
         f"LoRA r={s['lora_r']} alpha={s['lora_alpha']} dropout={s['lora_dropout']} on "
         f"{'/'.join(m.split('_')[0] for m in s['target_modules'])}"
     )
+    fast = report["results"].get("ours-fast", {})
+    if s["rollout_gguf"]:
+        llama_cpp = f"llama.cpp {fast['llama_cpp']}" if "llama_cpp" in fast else "llama.cpp"
+        print(
+            f"  ours-fast samples with {llama_cpp} ({s['threads']} thread(s)) from "
+            f"{Path(s['rollout_gguf']).name}"
+        )
     print(
         f"  update = {s['batch_size']} rollouts (RLOO: {s['batch_size'] // s['rloo_generations']}"
         f" prompts x {s['rloo_generations']}), {s['ppo_epochs']} epoch of "
@@ -325,7 +373,7 @@ def show(report: dict[str, Any]) -> None:
     )
     for name, r in report["results"].items():
         if "error" in r:
-            label = "peer unavailable" if name != "ours" else "failed"
+            label = "failed" if name.startswith("ours") else "peer unavailable"
             print(f"  {name:<12} {label}: {r['error']}")
             continue
         counted = r["seconds"][s["warmup"] :]
@@ -341,12 +389,15 @@ def show(report: dict[str, Any]) -> None:
             f"{r['load_before']} -> {r['load_after']}"
         )
     print()
-    for peer, figures in report["ratios_ours_over_peer"].items():
+    for pair, figures in report["ratios"].items():
         parts = [
             f"{key.replace('_', ' ')} {value:.2f}x" if value is not None else f"{key}: n/a"
             for key, value in figures.items()
         ]
-        print(f"  ours / {peer}: " + ", ".join(parts))
+        if pair == "ours-torch / ours-fast":
+            on = "" if report["model"] == "smollm2" else " on smollm2"
+            parts[0] += f" (target >= {SPEED_UP_TARGET:g}x{on})"
+        print(f"  {pair}: " + ", ".join(parts))
     versions = next((r["versions"] for r in report["results"].values() if "versions" in r), None)
     if versions:
         print(
@@ -354,7 +405,7 @@ def show(report: dict[str, Any]) -> None:
             f"peft {versions['peft']}"
         )
     for name, r in report["results"].items():
-        if "versions" in r and name != "ours":  # ours does not use TRL
+        if "versions" in r and not name.startswith("ours"):  # ours does not use TRL
             extra = ""
             if "activation_checkpointing" in r:
                 extra = (

@@ -3,11 +3,13 @@
 ingest_throughput (target: ingest >= 0.8 x raw embedder throughput), search_latency
 (target: p95 <= 50 ms and recall@10 >= 0.95 on 100k chunks), retrieval_eval (target:
 top-5 >= 0.90, searched among the same 100k chunks) and answer_quality (citation accuracy,
-key-fact recall, declines, latency split, overhead <= 10%, adapter swap time) and
-judge_quality (Spearman between the local judge's scores and known quality levels),
-ppo_speed (our PPO's seconds per update and peak memory against TRL 1.12's PPO and TRL's
-RLOO) and learning_loop (the before/after table of one loop on the sample set). Each keeps
-its own database under var/bench/<name>/, so the 100k-chunk library is built only once.
+key-fact recall, declines, latency split, overhead <= 10%, adapter swap time),
+generation_speed (llama.cpp against transformers: decode >= 8x, >= 0.4 of the memory
+bandwidth limit, adapter swaps while answering), judge_quality (Spearman between the
+local judge's scores and known quality levels), ppo_speed (our PPO's seconds per update
+and peak memory against TRL 1.12's PPO and TRL's RLOO) and learning_loop (the before/after
+table of one loop on the sample set). Each keeps its own database under var/bench/<name>/,
+so the 100k-chunk library is built only once.
 
     .venv/bin/python bench/run_all.py      (or: make bench)
 """
@@ -26,6 +28,7 @@ SCRIPTS = {
     "search_latency.py": "search",
     "retrieval_eval.py": "search",
     "answer_quality.py": "answers",
+    "generation_speed.py": "generation",
     "judge_quality.py": "judge",
     "ppo_speed.py": "ppo_speed",
     "learning_loop.py": "loop",

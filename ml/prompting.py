@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-TEMPLATE_VERSION = "answer-v1"
+TEMPLATE_VERSION = "answer-v1"  # the whole retrieved passages
+FOCUSED_TEMPLATE_VERSION = "answer-v2-focused"  # their best sentences (ml/focus.py)
 DECLINE = "The documents I searched do not cover this."
 
 SYSTEM = (

@@ -212,6 +212,8 @@ GENERATOR_ADAPTER_ROOT = env_str("GENERATOR_ADAPTER_ROOT", "") or ""
 GENERATOR_KEEP_ADAPTERS = env_int("GENERATOR_KEEP_ADAPTERS", 2, minimum=1)  # loaded for rollback
 GENERATION_MAX_NEW_TOKENS = env_int("GENERATION_MAX_NEW_TOKENS", 192, minimum=8)
 ANSWER_PASSAGES = env_int("ANSWER_PASSAGES", 4, minimum=1)
+# The prompt carries this many of the passages' best sentences (0: the whole passages).
+ANSWER_FOCUS_SENTENCES = env_int("ANSWER_FOCUS_SENTENCES", 4, minimum=0)
 ANSWER_MIN_SIMILARITY = float(env_str("ANSWER_MIN_SIMILARITY", "0.35") or 0.35)
 QUESTION_MAX_CHARS = env_int("QUESTION_MAX_CHARS", 2000, minimum=10)
 ADAPTER_CHECK_SECONDS = env_int("ADAPTER_CHECK_SECONDS", 10, minimum=1)

@@ -19,9 +19,11 @@ from django.conf import settings
 from apps.answering.engine import get_generator, using_adapter
 from apps.documents.models import Chunk
 from apps.documents.selectors import SearchHit, search_chunks
+from ml.focus import focus
 from ml.generator import GenerationResult, GenerationSettings
 from ml.prompting import (
     DECLINE,
+    FOCUSED_TEMPLATE_VERSION,
     TEMPLATE_VERSION,
     Passage,
     build_messages,
@@ -120,7 +122,19 @@ def retrieve(question: str) -> list[SearchHit]:
 
 def prompt_for(question: str) -> list[dict[str, str]]:
     """The chat the generator would see for ``question`` today (retrieval included)."""
-    return build_messages(question, passages_for(retrieve(question)))
+    return prompt_messages(question, passages_for(retrieve(question)))[0]
+
+
+def prompt_messages(question: str, passages: list[Passage]) -> tuple[list[dict[str, str]], str]:
+    """The prompt for ``question`` over ``passages`` and its template version: with
+    ANSWER_FOCUS_SENTENCES > 0 only that many of their best sentences go in (each under its
+    passage's number and source), else the whole passages."""
+    if settings.ANSWER_FOCUS_SENTENCES <= 0 or not passages:
+        return build_messages(question, passages), TEMPLATE_VERSION
+    from apps.documents.embedding import get_embedder
+
+    focused = focus(question, passages, get_embedder().embed, limit=settings.ANSWER_FOCUS_SENTENCES)
+    return build_messages(question, focused), FOCUSED_TEMPLATE_VERSION
 
 
 def passage_texts(retrieved: list[RetrievedPassage] | list[dict[str, Any]]) -> list[str]:
@@ -142,7 +156,7 @@ def answer_events(
     record.retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
     passages = passages_for(hits)
     record.retrieved = [retrieved_record(n, hit) for n, hit in enumerate(hits, start=1)]
-    record.prompt_messages = build_messages(question, passages)
+    record.prompt_messages, record.template_version = prompt_messages(question, passages)
     settings_used = generation or GenerationSettings(
         max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.db.models import QuerySet
 from pgvector.django import CosineDistance
 
@@ -19,12 +20,55 @@ def references_validated(*, set_name: str | None = None) -> QuerySet[Reference]:
     return queryset.select_related("reference_set", "document")
 
 
+def heldout_set_names() -> frozenset[str]:
+    """The reference sets that measure and so never teach: ``validation`` and whatever set
+    evaluation runs on (LOOP_EVAL_SET). A gain measured on data that trained is no gain, so
+    every training path asks this one rule, and no setting turns it off."""
+    return frozenset({ReferenceSet.VALIDATION, settings.LOOP_EVAL_SET})
+
+
+def heldout_references() -> QuerySet[Reference]:
+    """Every reference of a held-out set, whatever its status: a pending one will measure
+    once it is validated."""
+    return Reference.objects.filter(reference_set__name__in=heldout_set_names())
+
+
+def heldout_questions() -> frozenset[str]:
+    """The held-out questions, normalised (normalize_question): an answer to one of them,
+    however it was spaced or cased, is an answer to a measured question."""
+    return frozenset(
+        normalize_question(q) for q in heldout_references().values_list("question", flat=True)
+    )
+
+
+def references_teaching(*, set_name: str | None = None) -> QuerySet[Reference]:
+    """Validated references that may teach: those of every set but the held-out ones."""
+    return references_validated(set_name=set_name).exclude(
+        reference_set__name__in=heldout_set_names()
+    )
+
+
+def references_for_training(*, set_name: str) -> list[Reference]:
+    """The references of ``set_name`` that training learns from (SFT) or samples answers
+    for, in order: validated, of no held-out set, and not repeating a held-out question
+    (a copy of a validation question in the training set would teach the measured answer)."""
+    heldout = heldout_questions()
+    return [
+        reference
+        for reference in references_teaching(set_name=set_name).order_by("pk")
+        if normalize_question(reference.question) not in heldout
+    ]
+
+
 def reference_for_question(
     *, question: str, embedding: list[float] | None, min_similarity: float
 ) -> Reference | None:
-    """The validated reference for a question: the same words first, else the nearest
-    question by embedding when it is at least ``min_similarity`` alike (cosine)."""
-    candidates = references_validated()
+    """The validated reference an answer to ``question`` is judged against: the same words
+    first, else the nearest question by embedding when it is at least ``min_similarity``
+    alike (cosine). Only references that may teach are candidates: a judgement against a
+    held-out reference would carry it into training, so an answer to a validation question
+    is judged on its passages alone (evaluation judges against its set directly)."""
+    candidates = references_teaching()
     same_words = candidates.filter(question__iexact=question.strip()).first()
     if same_words is not None:
         return same_words

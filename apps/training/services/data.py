@@ -2,6 +2,10 @@
 
 Each build is a snapshot: rows in the database plus a JSON Lines file in TRL's
 conversational shape, with its SHA-256, so every run says exactly what it learned from.
+
+Nothing a held-out set holds ever teaches (see references.selectors.heldout_set_names):
+not its references, not an answer to one of its questions, not an answer an evaluation
+asked, not an answer judged against one of its references.
 """
 
 from __future__ import annotations
@@ -14,14 +18,20 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Q
+from django.db.models import Avg, Q, QuerySet
 
 from apps.answering.pipeline import prompt_for
 from apps.feedback.models import Feedback
 from apps.judging.models import Judgement
-from apps.qa.models import Answer
+from apps.qa.models import Answer, Origin
 from apps.references.models import Reference, ReferenceSet
-from apps.references.selectors import normalize_question
+from apps.references.selectors import (
+    heldout_questions,
+    heldout_references,
+    heldout_set_names,
+    normalize_question,
+    references_for_training,
+)
 from apps.training.models import DataSnapshot, PreferencePair, SFTExample
 from ml.prompting import DECLINE
 from ml.training.data import PreferencePair as TrlPair
@@ -29,6 +39,32 @@ from ml.training.data import SFTExample as TrlExample
 from ml.training.data import write_jsonl
 
 Label = PreferencePair.Label
+
+
+class InvalidTrainingSet(ValueError):
+    """A reference set that may not teach was asked to; the message says which and why."""
+
+
+def teaching_set_check(*, set_name: str) -> None:
+    """Refuses a held-out set as a source of training data, before anything is built."""
+    heldout = heldout_set_names()
+    if set_name in heldout:
+        raise InvalidTrainingSet(
+            f"the reference set {set_name!r} is held out: it measures adapters and never "
+            f"trains them (held-out sets: {', '.join(sorted(heldout))})"
+        )
+
+
+def answers_heldout() -> QuerySet[Answer]:
+    """Answers that may never teach whatever their question says: those an evaluation
+    asked (with held-out questions), and those judged against a held-out reference, by the
+    link or by the id the judgement's inputs recorded (either may be the one left)."""
+    references = heldout_references()
+    judged = Judgement.objects.filter(
+        Q(reference__in=references)
+        | Q(inputs__reference_id__in=list(references.values_list("pk", flat=True)))
+    )
+    return Answer.objects.filter(Q(origin=Origin.EVALUATION) | Q(pk__in=judged.values("answer_id")))
 
 
 @dataclass(frozen=True)
@@ -45,12 +81,15 @@ def _user_score(score_1_to_5: float) -> float:
 
 
 def scored_answers() -> list[Scored]:
-    """Every finished answer that was given a real prompt, with its best-trusted score:
-    an SME-validated judgement, else users' ratings, else the AI judge."""
+    """Every finished answer that was given a real prompt and may teach (not held out, not
+    to a held-out question), with its best-trusted score: an SME-validated judgement, else
+    users' ratings, else the AI judge."""
+    heldout = heldout_questions()
     answers = (
         Answer.objects.filter(status=Answer.Status.DONE)
         .exclude(prompt_messages=[])
         .exclude(model_name="retrieval-gate")
+        .exclude(pk__in=answers_heldout().values("pk"))
     )
     sme = dict(
         Judgement.objects.exclude(review_state=Judgement.Review.UNREVIEWED)
@@ -71,6 +110,8 @@ def scored_answers() -> list[Scored]:
         ai[answer_id] = score  # the latest judgement wins
     result = []
     for answer in answers.iterator(chunk_size=500):
+        if normalize_question(answer.question) in heldout:
+            continue
         if answer.pk in sme:
             result.append(Scored(answer, sme[answer.pk], Label.SME))
         elif answer.pk in users:
@@ -88,19 +129,26 @@ def _fingerprint(question: str, chosen: str, rejected: str) -> str:
 
 
 def _better_answer_pairs() -> list[dict[str, Any]]:
+    """A better answer over the low-rated answer, unless the question is a held-out one:
+    even an expert's better answer to it would teach the very answer the set measures."""
+    heldout, heldout_sets = heldout_questions(), heldout_set_names()
     pairs = []
     low = (
         Feedback.objects.filter(score__lte=2)
         .exclude(better_answer="")
         .exclude(better_answer_state=Feedback.BetterAnswer.REJECTED)
+        .exclude(answer__in=answers_heldout())
     )
-    for feedback in low.select_related("answer").prefetch_related("references"):
+    for feedback in low.select_related("answer").prefetch_related("references__reference_set"):
         answer = feedback.answer
         if not answer.prompt_messages or answer.status != Answer.Status.DONE:
             continue
-        accepted = next(
-            (r for r in feedback.references.all() if r.status == Reference.Status.VALIDATED), None
-        )
+        references = list(feedback.references.all())
+        if normalize_question(answer.question) in heldout or any(
+            r.reference_set.name in heldout_sets for r in references
+        ):
+            continue
+        accepted = next((r for r in references if r.status == Reference.Status.VALIDATED), None)
         chosen = accepted.answer if accepted else feedback.better_answer
         pairs.append(
             {
@@ -120,8 +168,9 @@ def _better_answer_pairs() -> list[dict[str, Any]]:
 
 def _reference_pairs(max_score: float) -> list[dict[str, Any]]:
     """A validated training reference over an answer the judge scored low against it: the
-    expert's answer is the better one, the judge says how bad the other was. Validation
-    references are never used, so evaluation stays held out."""
+    expert's answer is the better one, the judge says how bad the other was. Held-out
+    references, answers and questions are never used, so evaluation stays held out."""
+    heldout = heldout_questions()
     judgements = (
         Judgement.objects.filter(
             status=Judgement.Status.DONE,
@@ -132,12 +181,16 @@ def _reference_pairs(max_score: float) -> list[dict[str, Any]]:
         )
         .exclude(answer__prompt_messages=[])
         .exclude(answer__model_name="retrieval-gate")
+        .exclude(reference__reference_set__name__in=heldout_set_names())
+        .exclude(answer__in=answers_heldout())
         .select_related("answer", "reference")
     )
     pairs = []
     for judgement in judgements:
         answer, reference = judgement.answer, judgement.reference
         assert reference is not None
+        if normalize_question(answer.question) in heldout:
+            continue
         score = (
             judgement.validated_score if judgement.validated_score is not None else judgement.score
         )
@@ -263,10 +316,10 @@ def snapshot_pairs(snapshot: DataSnapshot) -> list[TrlPair]:
 def sft_build(*, set_name: str = ReferenceSet.TRAINING) -> DataSnapshot:
     """SFT examples from validated references of ``set_name``: the prompt the generator
     would see for the question, the reference answer (the decline for questions the
-    documents do not cover) as the completion."""
-    references = Reference.objects.filter(
-        Q(reference_set__name=set_name), status=Reference.Status.VALIDATED
-    ).order_by("pk")
+    documents do not cover) as the completion. A held-out set is refused
+    (InvalidTrainingSet); a reference that repeats a held-out question is left out."""
+    teaching_set_check(set_name=set_name)
+    references = references_for_training(set_name=set_name)
     with transaction.atomic():
         snapshot = DataSnapshot.objects.create(kind=DataSnapshot.Kind.SFT)
         rows = [

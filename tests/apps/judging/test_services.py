@@ -47,7 +47,7 @@ def _reference(tmp_path: Path) -> None:
     }
     path = tmp_path / "refs.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    references_import(path=path, set_name="validation")
+    references_import(path=path, set_name="training")
 
 
 def test_an_answer_is_judged_against_its_reference_once(passages: list[Chunk], tmp_path: Path):

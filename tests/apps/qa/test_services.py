@@ -4,7 +4,7 @@ import pytest
 
 from apps.qa import services
 from apps.qa.models import Answer
-from ml.prompting import DECLINE, TEMPLATE_VERSION
+from ml.prompting import DECLINE, FOCUSED_TEMPLATE_VERSION
 from tests import support
 from tests.apps.qa.conftest import FORKLIFT
 
@@ -21,7 +21,7 @@ def test_an_answer_is_stored_with_everything_needed_to_learn_from_it():
     answer = _ask(FORKLIFT)
     assert answer.status == Answer.Status.DONE, answer.error
     assert answer.text and answer.session_key == "s1"
-    assert answer.template_version == TEMPLATE_VERSION
+    assert answer.template_version == FOCUSED_TEMPLATE_VERSION
     assert [m["role"] for m in answer.prompt_messages] == ["system", "user"]
     assert "[1] (UFC 3-410-01" in answer.prompt_messages[1]["content"]
     assert answer.retrieved and {"chunk_id", "score", "similarity", "page", "section"} <= set(

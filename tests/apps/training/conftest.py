@@ -74,11 +74,14 @@ def feedback_history(count: int = 5) -> None:
 
 
 def reference_sets(tmp_path: Path, count: int = 3) -> None:
-    lines = [line for line in support.EVAL.read_text().splitlines() if '"UFC' in line][:count]
-    path = tmp_path / "refs.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    references_import(path=path, set_name="validation")
-    references_import(path=path, set_name="training")
+    """``count`` validation and ``count`` other training references: the sets share no
+    question, since a training reference that repeats a validation question never teaches
+    (nor is it sampled)."""
+    lines = [line for line in support.EVAL.read_text().splitlines() if '"UFC' in line]
+    for set_name, part in (("validation", lines[:count]), ("training", lines[count : 2 * count])):
+        path = tmp_path / f"{set_name}.jsonl"
+        path.write_text("\n".join(part) + "\n")
+        references_import(path=path, set_name=set_name)
 
 
 def small_settings_env(
