@@ -1,9 +1,9 @@
 """The llama.cpp backend: a GGUF model in this process, the CPU default.
 
 Each served version (``base`` or an adapter) gets its own llama.cpp model instance, loaded
-with that adapter's GGUF LoRA. Loading happens beside the running answers; only the switch
-itself takes a turn, so an answer always finishes on the instance it started on and never
-mixes two adapters. The last ``keep_adapters`` instances stay loaded for a quick rollback
+with that adapter's GGUF LoRA. Loading happens beside the running answers and the switch
+does not wait for them: an answer always finishes on the instance it started on and never
+mixes two adapters, and an instance is freed only once no answer uses it. The last ``keep_adapters`` instances stay loaded for a quick rollback
 (the weights are memory-mapped, so each extra instance costs its context, not the model).
 
 Prompts are rendered with the chat template stored in the GGUF file (the template the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import contextlib
 import os
 import threading
 import time
@@ -215,7 +216,9 @@ class LlamaCppGenerator:
         # version -> model instance, oldest first; the served one is always present.
         self._instances: OrderedDict[str, Any] = OrderedDict({adapters.BASE: base})
         self._served = adapters.BASE
-        self._turns = Turns()
+        self._in_use: str | None = None  # the version an answer is being generated with
+        self._turns = Turns()  # one answer at a time in this process
+        self._state = threading.Lock()  # guards _served, _in_use and _instances
         self._loading = threading.Lock()  # one load at a time; answers go on meanwhile
         _open.add(self)
 
@@ -225,10 +228,12 @@ class LlamaCppGenerator:
 
     def activate(self, version: str, path: Path | None, checksum: str | None) -> None:
         with self._loading:
-            instance = self._instances.get(version)
+            with self._state:
+                instance = self._instances.get(version)
             if instance is None:
                 instance = self._load(version, path, checksum)
-            with self._turns.swap():
+            # No waiting for the answer in flight: it keeps its own instance to the end.
+            with self._state:
                 self._instances[version] = instance
                 self._instances.move_to_end(version)
                 self._served = version
@@ -255,30 +260,44 @@ class LlamaCppGenerator:
             raise adapters.AdapterRefused(str(exc)) from exc
 
     def _evict(self) -> None:
-        """Drops the oldest instances beyond ``keep_adapters`` (never the served one).
-        Runs inside a swap turn, so no answer is using what it drops."""
+        """Drops the oldest instances beyond ``keep_adapters``: never the served one, and
+        not the one an answer is using (that goes when the answer ends). Holds _state."""
         while len(self._instances) > self.keep_adapters:
-            oldest = next(v for v in self._instances if v != self._served)
-            instance = self._instances.pop(oldest)
+            spare = [v for v in self._instances if v not in (self._served, self._in_use)]
+            if not spare:
+                return
+            instance = self._instances.pop(spare[0])
             close = getattr(instance, "close", None)
             if close is not None:
                 close()
 
     def close(self) -> None:
         """Frees every model instance; later answers get GeneratorUnavailable."""
-        with self._turns.swap():
+        with self._turns.swap(), self._state:
             for instance in self._instances.values():
                 instance.close()
             self._instances.clear()
 
-    def stream(
-        self, messages: list[dict[str, str]], settings: GenerationSettings
-    ) -> Iterator[str | GenerationResult]:
-        with self._turns.generation():
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[tuple[str, Any]]:
+        """The served version and its instance, kept from eviction while an answer runs."""
+        with self._state:
             adapter = self._served
             llama = self._instances.get(adapter)
             if llama is None:
                 raise GeneratorUnavailable("the llama.cpp model has been closed")
+            self._in_use = adapter
+        try:
+            yield adapter, llama
+        finally:
+            with self._state:
+                self._in_use = None
+                self._evict()
+
+    def stream(
+        self, messages: list[dict[str, str]], settings: GenerationSettings
+    ) -> Iterator[str | GenerationResult]:
+        with self._turns.generation(), self._using() as (adapter, llama):
             started = time.perf_counter()
             prompt = self._prompt.tokens(llama, messages)
             if len(prompt) + settings.max_new_tokens > self.context_tokens:
