@@ -29,13 +29,13 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-./]*", re.IGNORECASE)
 # A measured value: "55°F", "10%", "30 days", "1.5 in", "2,000 cfm" (not "3-5.3.4 Spaces").
-_MEASURE = re.compile(
+MEASURE = re.compile(
     r"(?<![\d.\-])\d[\d,]*(?:\.\d+)?\s*-?\s*(?:°\s*[FCfc]?|%|percent|degrees?|in\.?(?=\W)|inch|inches|ft|feet|"
-    r"foot|m|mm|cm|m2|m3|psi|psig|pa|kpa|cfm|btu|btuh|mbh|gpm|w|kw|kwh|l/s|lb|lbs|hours?|"
+    r"foot|m|mm|cm|m2|m3|meters?|metres?|millimeters?|tons?|gallons?|pounds?|kilowatts?|watts?|psi|psig|pa|kpa|cfm|btu|btuh|mbh|gpm|w|kw|kwh|l/s|lb|lbs|hours?|"
     r"days?|minutes?|min|years?|months?|seconds?|sec|times|ach|fpm|db|dba)(?!\w)",
     re.IGNORECASE,
 )
-_QUANTITY = re.compile(
+QUANTITY = re.compile(
     r"\b(how (much|many|long|often|far|high|wide|thick|large|small|quickly|soon|warm|cold|hot)"
     r"|minimum|maximum|at least|at most|temperature|rate|percent|size|distance|height|width"
     r"|what (is|are) the (min|max)|limit|threshold|value)\b",
@@ -141,8 +141,8 @@ def score_sentences(question: str, sentences: Sequence[Sentence], embed: Embed) 
     weight = {w: math.log((count + 1) / (1 + sum(w in ws for ws in words))) + 1 for w in asked}
     total = sum(weight.values()) or 1.0
     lexical = np.array([sum(weight[w] for w in asked & ws) / total for ws in words])
-    quantity = bool(_QUANTITY.search(question))
-    numbers = np.array([quantity and bool(_MEASURE.search(s.text)) for s in sentences], float)
+    quantity = bool(QUANTITY.search(question))
+    numbers = np.array([quantity and bool(MEASURE.search(s.text)) for s in sentences], float)
     return cosine + LEXICAL_WEIGHT * lexical + NUMBER_BONUS * numbers
 
 
@@ -158,10 +158,10 @@ def _window(
         near = by_place.get((sentence.passage, sentence.position + offset))
         if near is not None and len(near.text) < SHORT_SENTENCE:
             window.add((near.passage, near.position))
-    if wants_number and not any(_MEASURE.search(by_place[p].text) for p in window):
+    if wants_number and not any(MEASURE.search(by_place[p].text) for p in window):
         for offset in (1, -1, 2, -2):
             near = by_place.get((sentence.passage, sentence.position + offset))
-            if near is not None and _MEASURE.search(near.text):
+            if near is not None and MEASURE.search(near.text):
                 window.add((near.passage, near.position))
                 break
     return window
@@ -177,7 +177,7 @@ def focus(
         return list(passages)
     scores = score_sentences(question, sentences, embed)
     by_place = {(s.passage, s.position): s for s in sentences}
-    wants_number = bool(_QUANTITY.search(question))
+    wants_number = bool(QUANTITY.search(question))
     # The retriever's first passage is right most of the time (top-1 0.86 on the sample
     # set), so its best sentence always goes in; the best of all the rest fill the limit.
     first = [i for i, s in enumerate(sentences) if s.passage == 0]

@@ -228,12 +228,33 @@ PREFERENCE_MIN_MARGIN = float(env_str("PREFERENCE_MIN_MARGIN", "1.0") or 1.0)
 PREFERENCE_REFERENCE_MAX_SCORE = float(env_str("PREFERENCE_REFERENCE_MAX_SCORE", "2.5") or 2.5)
 REWARD_MODELS_DIR = VAR_DIR / "reward_models"
 REWARD_BACKBONE = env_str("REWARD_BACKBONE", "") or ""  # empty: all-MiniLM-L6-v2
+# The supervised stage (apps/references/synthesis.py, sft_build): pairs written per loop
+# from the library's requirement sentences, the share of them held out to measure, the
+# share of decline examples among SFT examples, and how often an SME-validated pair
+# counts against one that only passed the automatic checks.
+# `manage.py up` on a new library queues the supervised stage once after the first ingest.
+LOOP_BOOTSTRAP = env_bool("LOOP_BOOTSTRAP", True)
+# Off: the nightly chain never runs the supervised stage on its own (run_loop --algorithm sft).
+LOOP_SUPERVISED_STAGE = env_bool("LOOP_SUPERVISED_STAGE", True)
+# The question writer: empty, the answer model; else an OpenAI-style chat endpoint.
+SYNTHESIS_BASE_URL = env_str("SYNTHESIS_BASE_URL", "") or ""
+SYNTHESIS_MODEL = env_str("SYNTHESIS_MODEL", "") or ""
+SYNTHESIS_API_KEY = env_str("SYNTHESIS_API_KEY", "none") or "none"
+if SYNTHESIS_BASE_URL and not SYNTHESIS_MODEL:
+    raise ImproperEnv("SYNTHESIS_BASE_URL is set: name its model with SYNTHESIS_MODEL")
+SYNTHESIS_PER_LOOP = env_int("SYNTHESIS_PER_LOOP", 400, minimum=1)
+SYNTHESIS_HELDOUT_SHARE = float(env_str("SYNTHESIS_HELDOUT_SHARE", "0.25") or 0.25)
+SFT_DECLINE_SHARE = float(env_str("SFT_DECLINE_SHARE", "0.15") or 0.15)
+SFT_VALIDATED_WEIGHT = env_int("SFT_VALIDATED_WEIGHT", 2, minimum=1)
 # Per-algorithm settings over the ml config defaults, e.g. '{"ppo": {"batch_size": 4}}'.
 TRAINING_DEFAULTS = env_json("TRAINING_DEFAULTS", {})
 LOOP_ALGORITHM = env_str("LOOP_ALGORITHM", "ppo") or "ppo"
 if LOOP_ALGORITHM not in {"ppo", "dpo", "kto", "sft"}:
     raise ImproperEnv(f"LOOP_ALGORITHM={LOOP_ALGORITHM!r}: use ppo, dpo, kto or sft")
-LOOP_EVAL_SET = env_str("LOOP_EVAL_SET", "validation") or "validation"
+# The reference sets evaluation answers, joined by "+"; each of them is held out of training.
+LOOP_EVAL_SET = (
+    env_str("LOOP_EVAL_SET", "validation+synthetic-heldout") or "validation+synthetic-heldout"
+)
 LOOP_EVAL_LIMIT = env_int("LOOP_EVAL_LIMIT", 0, minimum=0) or None  # 0: every question
 LOOP_SAMPLE_QUESTIONS = env_int("LOOP_SAMPLE_QUESTIONS", 20, minimum=0)
 LOOP_SAMPLES_PER_QUESTION = env_int("LOOP_SAMPLES_PER_QUESTION", 4, minimum=2)

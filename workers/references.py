@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
-from apps.references import services
+from apps.references import synthesis
 from portal.celery import NIGHTLY_QUEUE
 
 
 @shared_task(name="references.generate_synthetic", queue=NIGHTLY_QUEUE)
-def generate_synthetic(count: int, document_id: int | None = None) -> dict[str, int]:
-    # Not idempotent by claim, but harmless twice: passages that already have a pair are skipped.
-    return services.synthetic_pairs_generate(count=count, document_id=document_id).as_dict()
+def generate_synthetic(limit: int, document_id: int | None = None) -> dict[str, Any]:
+    # Safe twice: each run writes pairs only for sentences that have none yet.
+    return synthesis.synthetic_requirements_generate(limit=limit, document_id=document_id).as_dict()

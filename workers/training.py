@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from portal.celery import DEFAULT_QUEUE, GPU_QUEUE
 
@@ -21,10 +21,25 @@ def train(run_id: int) -> str:
 
 @shared_task(name="training.nightly", queue=GPU_QUEUE)
 def nightly() -> str:
-    # Not acks_late: a loop that dies half-way is not re-run until the next night.
+    # Not acks_late: a loop that dies half-way is not re-run until the next night. The
+    # night's key makes a doubled beat or a redelivered message a no-op.
+    from django.utils import timezone
+
     from apps.training.services.loop import loop_run
 
-    return loop_run().status
+    return loop_run(key=f"nightly-{timezone.localdate():%Y-%m-%d}").status
+
+
+@shared_task(name="training.bootstrap", queue=GPU_QUEUE, bind=True, max_retries=240)
+def bootstrap(self: Task) -> str:
+    # Queued once by `manage.py up` after the first ingest; it waits (30 s at a time, up to
+    # two hours) for the library to finish ingesting, then runs the supervised stage once.
+    from apps.training.services.loop import LibraryNotReady, loop_bootstrap
+
+    try:
+        return loop_bootstrap().status
+    except LibraryNotReady as exc:
+        raise self.retry(exc=exc, countdown=30) from exc
 
 
 @shared_task(name="training.fail_stalled", queue=DEFAULT_QUEUE)

@@ -106,12 +106,13 @@ def _create() -> Generator:
         raise GeneratorUnavailable(f"the answer model cannot be loaded: {exc}") from exc
 
 
-def complete(messages: list[dict[str, str]], *, max_new_tokens: int) -> str:
-    """The served model's greedy reply to ``messages`` (no retrieval, no citations): for
-    short generation tasks such as writing synthetic questions."""
-    for event in get_generator(watch=False).stream(
-        messages, GenerationSettings(max_new_tokens=max_new_tokens)
-    ):
+def complete(
+    messages: list[dict[str, str]], *, max_new_tokens: int, generator: Generator | None = None
+) -> str:
+    """A greedy reply to ``messages`` (no retrieval, no citations), from ``generator`` or
+    the served model: for short generation tasks such as writing synthetic questions."""
+    generator = generator or get_generator(watch=False)
+    for event in generator.stream(messages, GenerationSettings(max_new_tokens=max_new_tokens)):
         if isinstance(event, GenerationResult):
             return event.text
     return ""

@@ -13,6 +13,8 @@ class ReferenceSet(models.Model):
 
     VALIDATION = "validation"
     TRAINING = "training"
+    # Synthetic pairs kept back to measure with (never taught): see apps/references/synthesis.
+    SYNTHETIC_HELDOUT = "synthetic-heldout"
 
     name = models.SlugField(max_length=60, unique=True)
     description = models.TextField(blank=True)
@@ -78,6 +80,11 @@ class Reference(models.Model):
         help_text="The feedback whose better answer this is.",
     )
     generated_by = models.CharField(max_length=200, blank=True)
+    checks = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A synthetic pair's automatic checks: passed, and why not (see synthesis).",
+    )
     question_embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from pgvector.django import CosineDistance
 
 from apps.references.models import Reference, ReferenceSet
@@ -20,11 +20,24 @@ def references_validated(*, set_name: str | None = None) -> QuerySet[Reference]:
     return queryset.select_related("reference_set", "document")
 
 
+def set_names(spec: str) -> list[str]:
+    """The reference sets an evaluation names: one name, or several joined by "+"
+    ("validation+synthetic-heldout")."""
+    return [name.strip() for name in spec.split("+") if name.strip()]
+
+
 def heldout_set_names() -> frozenset[str]:
-    """The reference sets that measure and so never teach: ``validation`` and whatever set
-    evaluation runs on (LOOP_EVAL_SET). A gain measured on data that trained is no gain, so
-    every training path asks this one rule, and no setting turns it off."""
-    return frozenset({ReferenceSet.VALIDATION, settings.LOOP_EVAL_SET})
+    """The reference sets that measure and so never teach: ``validation``, the held-out
+    slice of the synthetic pairs and whatever sets evaluation runs on (LOOP_EVAL_SET). A
+    gain measured on data that trained is no gain, so every training path asks this one
+    rule, and no setting turns it off."""
+    return frozenset(
+        {
+            ReferenceSet.VALIDATION,
+            ReferenceSet.SYNTHETIC_HELDOUT,
+            *set_names(settings.LOOP_EVAL_SET),
+        }
+    )
 
 
 def heldout_references() -> QuerySet[Reference]:
@@ -58,6 +71,39 @@ def references_for_training(*, set_name: str) -> list[Reference]:
         for reference in references_teaching(set_name=set_name).order_by("pk")
         if normalize_question(reference.question) not in heldout
     ]
+
+
+def synthetic_unreviewed() -> QuerySet[Reference]:
+    """Synthetic pairs that passed their automatic checks and wait for an SME: they teach
+    meanwhile (with less weight than validated ones); a rejected one never does."""
+    return Reference.objects.filter(
+        source=Reference.Source.SYNTHETIC, status=Reference.Status.PENDING, checks__passed=True
+    )
+
+
+def references_for_sft(*, set_name: str) -> list[Reference]:
+    """What SFT learns from: ``references_for_training`` plus the set's unreviewed synthetic
+    pairs that passed their checks, under the same held-out rules."""
+    heldout = heldout_questions()
+    unreviewed = [
+        reference
+        for reference in synthetic_unreviewed()
+        .filter(reference_set__name=set_name)
+        .exclude(reference_set__name__in=heldout_set_names())
+        .select_related("reference_set", "document")
+        .order_by("pk")
+        if normalize_question(reference.question) not in heldout
+    ]
+    return [*references_for_training(set_name=set_name), *unreviewed]
+
+
+def references_measuring(*, set_names: list[str]) -> QuerySet[Reference]:
+    """The references an evaluation of ``set_names`` answers: validated ones, and the
+    held-out synthetic pairs that passed their checks (a new library has no other)."""
+    return Reference.objects.filter(reference_set__name__in=set_names).filter(
+        Q(status=Reference.Status.VALIDATED)
+        | Q(source=Reference.Source.SYNTHETIC, status=Reference.Status.PENDING, checks__passed=True)
+    )
 
 
 def reference_for_question(

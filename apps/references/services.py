@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,13 +13,11 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models.functions import Length
 
 from apps.documents.embedding import get_embedder
-from apps.documents.models import Chunk, Document
+from apps.documents.models import Document
 from apps.references.models import Reference, ReferenceSet
 from ml.jsonl import JsonlError, numbered_lines, read_text
-from ml.prompting import is_decline, trim_to_sentence
 
 MAX_TEXT = 10_000
 DEFAULT_SETS = {
@@ -234,128 +231,6 @@ def reference_from_better_answer(
     _embed_questions([reference])
     reference.save()
     return reference
-
-
-# --- Synthetic pairs ----------------------------------------------------------------------
-
-# Two short steps instead of one formatted reply: small models follow each far more
-# reliably (SmolLM2-135M answered the one-step prompt with a summary every time).
-QUESTION_PROMPT = (
-    "Passage:\n{passage}\n\nWrite a question that this passage answers, then its answer.\n"
-    "Format:\nQuestion: <question>?\nAnswer: <answer>"
-)
-SYNTHETIC_ANSWER_TOKENS = 120
-ANSWER_PROMPT = "Answer the question in one or two sentences, using only the passage."
-_QUESTION = re.compile(r"^\s*(?:question\s*:\s*)?(?P<q>[^\n]{10,300}?\?)", re.I | re.M)
-_ANSWER_LABEL = re.compile(r"^\s*answer\s*:\s*", re.I)
-
-
-@dataclass
-class SyntheticResult:
-    requested: int
-    created: int = 0
-    unusable: int = 0
-    ids: list[int] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, int]:
-        return {"requested": self.requested, "created": self.created, "unusable": self.unusable}
-
-
-def parse_synthetic_question(text: str) -> str | None:
-    """The first question in an LLM's reply, or None when there is none (such replies are
-    counted and dropped, never guessed at)."""
-    match = _QUESTION.search(text)
-    return " ".join(match["q"].split()) if match else None
-
-
-def parse_synthetic_answer(text: str) -> str | None:
-    answer = " ".join(_ANSWER_LABEL.sub("", text.strip()).split())
-    if len(answer) < 5 or is_decline(answer):
-        return None
-    return answer[:2000]
-
-
-def synthetic_candidates(*, count: int, document_id: int | None, seed: int | None) -> list[Chunk]:
-    queryset = Chunk.objects.filter(searchable=True, document__is_current=True)
-    if document_id is not None:
-        queryset = queryset.filter(document_id=document_id)
-    # Passages long enough to hold a fact worth asking about.
-    ids = list(
-        queryset.annotate(length=Length("text"))
-        .filter(length__gte=300)
-        .values_list("pk", flat=True)
-    )
-    chosen = random.Random(seed).sample(ids, min(count, len(ids)))
-    return list(Chunk.objects.filter(pk__in=chosen).select_related("document"))
-
-
-def synthetic_pairs_generate(
-    *, count: int, document_id: int | None = None, seed: int | None = None
-) -> SyntheticResult:
-    """Asks the answer model to write question/answer pairs from random passages. They land
-    in the SMEs' synthetic queue as pending training references and count only once
-    validated. Passages that already have a pair are skipped, so a re-run adds new ones."""
-    from apps.answering.engine import complete, get_generator
-
-    if count < 1:
-        raise InvalidReferences("Ask for at least one pair.")
-    result = SyntheticResult(requested=count)
-    done = set(
-        Reference.objects.filter(source=Reference.Source.SYNTHETIC).values_list(
-            "chunk_id", flat=True
-        )
-    )
-    chunks = [
-        c
-        for c in synthetic_candidates(count=count * 2, document_id=document_id, seed=seed)
-        if c.pk not in done
-    ][:count]
-    generator = get_generator(watch=False)
-    training = reference_set_ensure(name=ReferenceSet.TRAINING)
-    pending: list[Reference] = []
-    for chunk in chunks:
-        question = parse_synthetic_question(
-            complete(
-                [{"role": "user", "content": QUESTION_PROMPT.format(passage=chunk.text)}],
-                max_new_tokens=48,
-            )
-        )
-        answer = None
-        if question is not None:
-            reply = complete(
-                [
-                    {"role": "system", "content": ANSWER_PROMPT},
-                    {"role": "user", "content": f"Passage:\n{chunk.text}\n\nQuestion: {question}"},
-                ],
-                max_new_tokens=SYNTHETIC_ANSWER_TOKENS,
-            )
-            answer = parse_synthetic_answer(trim_to_sentence(reply))
-        if question is None or answer is None:
-            result.unusable += 1
-            continue
-        pending.append(
-            Reference(
-                reference_set=training,
-                question=question,
-                answer=answer,
-                source=Reference.Source.SYNTHETIC,
-                status=Reference.Status.PENDING,
-                chunk=chunk,
-                document=chunk.document,
-                document_name=chunk.document.filename,
-                page=chunk.page_number if chunk.document.kind == Document.Kind.PDF else None,
-                section=chunk.section[:60],
-                quote=chunk.text,
-                generated_by=f"{generator.model_name}:{generator.served_adapter}",
-            )
-        )
-    _embed_questions(pending)
-    with transaction.atomic():
-        for reference in pending:
-            reference.save()
-            result.ids.append(reference.pk)
-    result.created = len(pending)
-    return result
 
 
 def reembed_question(reference: Reference) -> None:

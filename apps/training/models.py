@@ -222,6 +222,17 @@ class LoopRun(models.Model):
         FAILED = "failed", "Failed"
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    key = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="What started it once (the night, 'bootstrap'): a second delivery finds it.",
+    )
+    algorithm = models.CharField(max_length=10, blank=True)
+    library_state = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The library and validated references its supervised stage learned from.",
+    )
     steps = models.JSONField(default=list, blank=True)
     served_before = models.CharField(max_length=100, blank=True)
     candidate = models.CharField(max_length=100, blank=True)
@@ -232,6 +243,11 @@ class LoopRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=~models.Q(key=""), name="one_loop_per_key"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"loop #{self.pk} ({self.status})"

@@ -244,12 +244,14 @@ def train_lora_policy(
     args_type: type[Any],
     rows: Sequence[dict[str, Any]],
     metrics: Callable[[ReporterCallback], dict[str, float]],
+    check: Callable[[dict[str, float]], None] | None = None,
     **job_args: Any,
 ) -> TrainResult:
     """One run of a LoRA policy job: the new version and the parent are checked, the policy
     is loaded (the parent continued, or a fresh LoRA from the config), ``trainer_type`` trains
     on ``rows`` with an ``args_type`` made by ``trl_training_args`` while ``reporter`` follows,
-    and the adapter is published with ``metrics`` (read from the logged series)."""
+    and the adapter is published with ``metrics`` (read from the logged series) unless
+    ``check`` raises on them (a diverged run publishes nothing)."""
     from datasets import Dataset
 
     from ml.training.callbacks import train_reporting
@@ -274,6 +276,8 @@ def train_lora_policy(
         callback = train_reporting(trainer, reporter)
 
     results = metrics(callback)
+    if check is not None:
+        check(results)
     check_stop(reporter)
     path = save_adapter(
         trained_adapter(trainer),

@@ -21,9 +21,16 @@ from tests.apps.training.conftest import (
     reference_sets,
     small_settings_env,
 )
-from workers.training import nightly, train
+from tests.question_writer import question_writer
+from workers.training import bootstrap, nightly, train
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def writer_url() -> Iterator[str]:
+    with question_writer() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +38,15 @@ def gpu_worker(
     worker_env: dict[str, str],
     tiny_model: Path,
     tiny_gguf: Path,
+    writer_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[object]:
     env = {
         **worker_env,
+        # The tiny model writes no usable question: a loopback stand-in for the larger
+        # writer a deployment configures does.
+        "SYNTHESIS_BASE_URL": writer_url,
+        "SYNTHESIS_MODEL": "writer",
         # The default engine: llama.cpp answers, evaluates and samples PPO's rollouts.
         **small_settings_env(tiny_model, Path(worker_env["PORTAL_VAR_DIR"]), tiny_gguf),
         # This worker's gate lets any candidate through: these tests are about the chain.
@@ -53,6 +65,44 @@ def portal(settings, tiny_model: Path, small_pdf: bytes, tmp_path: Path) -> None
     support.ingest("UFC_3-410-01_2013_c9_HVAC_Criteria.pdf", small_pdf)
     reference_sets(tmp_path)
     feedback_history()
+
+
+def test_a_new_library_bootstraps_its_supervised_stage(portal: None, gpu_worker: object):
+    bootstrap.delay()
+    bootstrap.delay()  # queued twice (two starts, a redelivery): it runs once
+    support.wait_for(
+        lambda: (
+            LoopRun.objects.filter(key="bootstrap").exclude(status=LoopRun.Status.RUNNING).exists()
+        ),
+        timeout=420,
+        interval=1,
+        message="the bootstrap loop",
+    )
+    loop = LoopRun.objects.get(key="bootstrap")
+    assert loop.status == LoopRun.Status.PROMOTED, (loop.error, loop.steps)
+    assert [s["step"] for s in loop.steps] == [
+        "synthesize",
+        "build_sft",
+        "train_sft",
+        "evaluate_served_sft",
+        "evaluate_candidate_sft",
+        "promote_sft",
+    ]
+    synthesized = loop.steps[0]["result"]
+    assert synthesized["passed"] >= 1 and synthesized["heldout"] >= 1
+    sft = TrainingRun.objects.get(algorithm="sft")
+    assert sft.parent_version == "base" and sft.version == loop.candidate
+    assert served_target().version == loop.candidate
+    # What measures never taught: no SFT example comes from a held-out set.
+    taught = set(sft.snapshot.examples.values_list("reference__reference_set__name", flat=True))
+    assert taught == {"training"}
+    assert LoopRun.objects.filter(key="bootstrap").count() == 1
+    support.wait_for(
+        lambda: not LoopRun.objects.filter(status=LoopRun.Status.RUNNING).exists(),
+        timeout=60,
+        message="the second delivery",
+    )
+    assert LoopRun.objects.count() == 1
 
 
 def _status(run_id: int) -> str:

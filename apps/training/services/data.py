@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Avg, Q, QuerySet
 
-from apps.answering.pipeline import prompt_for
 from apps.feedback.models import Feedback
 from apps.judging.models import Judgement
 from apps.qa.models import Answer, Origin
@@ -30,12 +29,10 @@ from apps.references.selectors import (
     heldout_references,
     heldout_set_names,
     normalize_question,
-    references_for_training,
 )
-from apps.training.models import DataSnapshot, PreferencePair, SFTExample
+from apps.training.models import DataSnapshot, PreferencePair
 from ml.prompting import DECLINE
 from ml.training.data import PreferencePair as TrlPair
-from ml.training.data import SFTExample as TrlExample
 from ml.training.data import write_jsonl
 
 Label = PreferencePair.Label
@@ -246,11 +243,11 @@ def _score_gap_pairs(min_margin: float) -> list[dict[str, Any]]:
     return pairs
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _snapshot_path(kind: str, snapshot_id: int) -> Path:
+def snapshot_path(kind: str, snapshot_id: int) -> Path:
     folder = settings.VAR_DIR / "training" / "snapshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{kind}-{snapshot_id}.jsonl"
@@ -293,14 +290,14 @@ def preferences_build(*, min_margin: float | None = None) -> DataSnapshot:
             for p in kept.values()
         ]
         PreferencePair.objects.bulk_create(rows)
-        path = _snapshot_path("preferences", snapshot.pk)
+        path = snapshot_path("preferences", snapshot.pk)
         write_jsonl(path, (_trl_pair(row).as_trl() for row in rows))
         counts: dict[str, int] = defaultdict(int)
         for row in rows:
             counts[row.source] += 1
             counts[f"label_{Label(row.label).name.lower()}"] += 1
         snapshot.size, snapshot.counts = len(rows), dict(counts)
-        snapshot.path, snapshot.sha256 = str(path), _sha256(path)
+        snapshot.path, snapshot.sha256 = str(path), file_sha256(path)
         snapshot.save()
     return snapshot
 
@@ -311,34 +308,3 @@ def _trl_pair(row: PreferencePair) -> TrlPair:
 
 def snapshot_pairs(snapshot: DataSnapshot) -> list[TrlPair]:
     return [_trl_pair(row) for row in snapshot.pairs.all()]
-
-
-def sft_build(*, set_name: str = ReferenceSet.TRAINING) -> DataSnapshot:
-    """SFT examples from validated references of ``set_name``: the prompt the generator
-    would see for the question, the reference answer (the decline for questions the
-    documents do not cover) as the completion. A held-out set is refused
-    (InvalidTrainingSet); a reference that repeats a held-out question is left out."""
-    teaching_set_check(set_name=set_name)
-    references = references_for_training(set_name=set_name)
-    with transaction.atomic():
-        snapshot = DataSnapshot.objects.create(kind=DataSnapshot.Kind.SFT)
-        rows = [
-            SFTExample(
-                snapshot=snapshot,
-                reference=reference,
-                prompt=prompt_for(reference.question),
-                completion=reference.answer if reference.answerable else DECLINE,
-            )
-            for reference in references
-        ]
-        SFTExample.objects.bulk_create(rows)
-        path = _snapshot_path("sft", snapshot.pk)
-        write_jsonl(path, (TrlExample(tuple(r.prompt), r.completion).as_trl() for r in rows))
-        snapshot.size, snapshot.counts = len(rows), {"references": len(rows)}
-        snapshot.path, snapshot.sha256 = str(path), _sha256(path)
-        snapshot.save()
-    return snapshot
-
-
-def snapshot_examples(snapshot: DataSnapshot) -> list[TrlExample]:
-    return [TrlExample(tuple(r.prompt), r.completion) for r in snapshot.examples.all()]

@@ -18,11 +18,12 @@ from apps.judging.services import judge_request
 from apps.qa.models import Origin
 from apps.qa.services import answer_generate, question_submit
 from apps.references.models import Reference
-from apps.references.selectors import references_validated
+from apps.references.selectors import references_measuring, set_names
 from apps.training.models import Evaluation, EvaluationItem
 from ml.generator import GenerationSettings
 from ml.judging import JudgeError
 from ml.judging.local import key_fact_recall
+from ml.stats import bootstrap_interval
 
 METRICS = (
     "n",
@@ -39,12 +40,14 @@ class InvalidEvaluation(ValueError):
     """An evaluation that cannot run as asked; the message says why."""
 
 
-def _references(set_name: str, limit: int | None) -> QuerySet[Reference]:
-    references = references_validated(set_name=set_name).order_by("pk")
+def evaluation_references(set_name: str, limit: int | None) -> QuerySet[Reference]:
+    """The questions an evaluation of ``set_name`` answers ("a+b" names several sets):
+    their validated references and checked held-out synthetic pairs, in a fixed order."""
+    references = references_measuring(set_names=set_names(set_name)).order_by("pk")
     if not references.exists():
         raise InvalidEvaluation(
             f"the reference set {set_name!r} has no validated references "
-            "(import_references FILE --set NAME)"
+            "(import_references FILE --set NAME, or let the loop write synthetic pairs)"
         )
     return references[:limit] if limit else references
 
@@ -67,7 +70,7 @@ def evaluation_run(
 ) -> Evaluation:
     """Answers and judges every question of ``set_name`` with ``adapter_version`` in this
     process (a worker or the command line; never the web server)."""
-    references = list(_references(set_name, limit))
+    references = list(evaluation_references(set_name, limit))
     judge = get_judge()
     evaluation = Evaluation.objects.create(
         adapter_version=adapter_version,
@@ -131,9 +134,13 @@ def _mean(values: list[float]) -> float | None:
 def evaluation_metrics(evaluation: Evaluation) -> dict[str, float | int | None]:
     items = list(evaluation.items.all())
     scores = [i.score for i in items if i.score is not None]
+    interval = bootstrap_interval(scores)
     return {
         "n": len(items),
         "ai_score_mean": _mean(scores),
+        # 95% bootstrap interval of the mean AI score: how far one evaluation can be trusted.
+        "ai_score_low": round(interval[0], 4) if interval else None,
+        "ai_score_high": round(interval[1], 4) if interval else None,
         "share_above_3": _mean([float(s > 3) for s in scores]),
         "share_below_3": _mean([float(s < 3) for s in scores]),
         "semantic_similarity": _mean([i.similarity for i in items if i.similarity is not None]),

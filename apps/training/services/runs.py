@@ -26,7 +26,8 @@ from apps.adapters.selectors import served_target
 from apps.adapters.services import adapter_register
 from apps.answering.engine import gguf_model_path, hf_model_path
 from apps.training.models import DataSnapshot, RunMetric, TrainingRun
-from apps.training.services.data import snapshot_examples, snapshot_pairs
+from apps.training.services.data import snapshot_pairs
+from apps.training.services.sft import snapshot_examples
 from ml.adapters import BASE
 from ml.training.common import Cancelled
 

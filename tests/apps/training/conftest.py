@@ -102,5 +102,7 @@ def small_settings_env(
         "LOOP_SAMPLE_QUESTIONS": "2",
         "LOOP_SAMPLES_PER_QUESTION": "2",
         "LOOP_EVAL_LIMIT": "2",
+        # The nightly chain's own tests: the supervised stage is tested on its own.
+        "LOOP_SUPERVISED_STAGE": "false",
         "ADAPTER_WATCH": "false",
     }

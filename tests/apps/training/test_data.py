@@ -15,7 +15,8 @@ from apps.qa.models import Answer, Conversation
 from apps.references.services import references_import
 from apps.review.services import better_answer_decide, judgement_validate
 from apps.training.models import DataSnapshot, PreferencePair
-from apps.training.services.data import preferences_build, sft_build
+from apps.training.services.data import preferences_build
+from apps.training.services.sft import sft_build
 from ml.prompting import DECLINE
 from ml.training.data import read_pairs, read_sft
 from tests import support
@@ -128,7 +129,10 @@ def test_a_rejected_better_answer_is_not_used():
     assert preferences_build(min_margin=1.0).size == 0
 
 
-def test_sft_examples_come_from_validated_references_with_todays_retrieval(small_pdf, tmp_path):
+def test_sft_examples_come_from_validated_references_with_todays_retrieval(
+    small_pdf, tmp_path, settings
+):
+    settings.SFT_VALIDATED_WEIGHT = 1
     support.ingest("ufc.pdf", small_pdf)
     lines = support.EVAL.read_text().splitlines()
     unanswerable = next(line for line in lines if '"answerable": false' in line)
@@ -136,7 +140,7 @@ def test_sft_examples_come_from_validated_references_with_todays_retrieval(small
     path.write_text(lines[0] + "\n" + unanswerable + "\n")
     references_import(path=path, set_name="training")
     snapshot = sft_build()
-    assert snapshot.size == 2
+    assert snapshot.size == 2 and snapshot.counts == {"references": 1, "unanswerable": 1}
     examples = read_sft(Path(snapshot.path))
     assert examples[0].completion == json.loads(lines[0])["reference_answer"]
     assert examples[1].completion == DECLINE  # the right answer to what is not covered

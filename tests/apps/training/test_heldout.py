@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 
 from apps.feedback.services import feedback_submit
 from apps.judging.models import Judgement
@@ -19,7 +20,8 @@ from apps.references.selectors import normalize_question
 from apps.references.services import references_import
 from apps.review.services import better_answer_decide
 from apps.training.models import DataSnapshot
-from apps.training.services.data import preferences_build, sft_build
+from apps.training.services.data import preferences_build
+from apps.training.services.sft import sft_build
 from tests import support
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +124,7 @@ def test_an_answer_to_a_validation_question_is_judged_without_its_reference(tmp_
     [exam] = _import(tmp_path, "exam", ["s10"])
     from apps.references.selectors import heldout_set_names
 
-    assert heldout_set_names() == {"exam", "validation"}
+    assert heldout_set_names() == {"exam", "validation", "synthetic-heldout"}
     assert judge_request_for(_answer(exam.question, "No."))[1] is None
 
 
@@ -252,4 +254,44 @@ def test_the_validation_set_never_reaches_a_training_snapshot(tmp_path):
     assert _leaks(rows, held_out) == []
     # Not empty for want of data: what may teach still does.
     assert preferences.counts["reference"] == 2 and preferences.counts["better_answer"] == 1
-    assert sft.size == 3  # the two training references and the accepted better answer
+    # The two training references and the accepted better answer, each validated (so it
+    # weighs SFT_VALIDATED_WEIGHT examples).
+    assert sft.counts == {"references": 3} and sft.size == 3 * django_settings.SFT_VALIDATED_WEIGHT
+
+
+def test_held_out_synthetic_pairs_measure_and_never_teach(small_pdf: bytes, settings):
+    """The slice of the synthetic pairs kept back to measure: evaluation answers it, no
+    SFT snapshot holds it, whatever an SME does with it."""
+    from apps.references.services import reference_set_ensure
+    from apps.references.synthesis import requirement_candidates
+    from apps.training.services.evaluation import evaluation_references
+    from ml import synthesis
+
+    settings.SFT_DECLINE_SHARE = 0.0
+    document = support.ingest("ufc.pdf", small_pdf)
+    chunk, sentence = requirement_candidates(document_id=document.pk)[0]
+    pairs = []
+    for name, status in [
+        ("synthetic-heldout", Reference.Status.PENDING),
+        ("synthetic-heldout", Reference.Status.VALIDATED),
+        ("training", Reference.Status.PENDING),
+    ]:
+        pairs.append(
+            Reference.objects.create(
+                reference_set=reference_set_ensure(name=name),
+                question=f"What does the standard require here ({name}, {status})?",
+                answer=synthesis.statement(sentence),
+                source=Reference.Source.SYNTHETIC,
+                status=status,
+                checks={"passed": True, "rank": 1},
+                chunk=chunk,
+                document=document,
+                quote=sentence,
+            )
+        )
+    measured = set(evaluation_references("validation+synthetic-heldout", None))
+    assert measured == {pairs[0], pairs[1]}
+    with pytest.raises(ValueError, match="held out"):
+        sft_build(set_name="synthetic-heldout")
+    taught = {row.reference_id for row in sft_build().examples.all()}
+    assert pairs[0].pk not in taught and pairs[1].pk not in taught

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from apps.accounts.services import demo_user_ensure
 from apps.documents.services import corpus_ingest_first_run
 from apps.references.services import references_import_first_run
+from apps.training.services.loop import loop_bootstrap_queue
 from portal.env import env_int, env_str
 from portal.launcher import Launcher
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
             if not options["no_demo_corpus"]:
                 queued = corpus_ingest_first_run(folder=settings.DEMO_CORPUS_DIR)
                 imported = references_import_first_run(path=settings.DEMO_REFERENCES)
+            bootstrap = bool(queued) and settings.LOOP_BOOTSTRAP and loop_bootstrap_queue()
             url = f"http://{launcher.host}:{launcher.port}/"
             self.stdout.write(self.style.SUCCESS(f"\nPlumbline is starting at {url}"))
             self.stdout.write(f"  log in as: {login.username} / {login.password}")
@@ -53,6 +55,11 @@ class Command(BaseCommand):
             if imported:
                 self.stdout.write(
                     f"  imported {imported} validation references from {settings.DEMO_REFERENCES}"
+                )
+            if bootstrap:
+                self.stdout.write(
+                    "  learning from the library once it is ingested (synthetic pairs, SFT): "
+                    "the Training page shows its progress; the base model answers meanwhile"
                 )
             self.stdout.write("  Ctrl-C stops everything.\n")
 

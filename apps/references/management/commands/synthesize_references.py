@@ -5,19 +5,21 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.references.services import InvalidReferences, synthetic_pairs_generate
+from apps.references.services import InvalidReferences
+from apps.references.synthesis import synthetic_requirements_generate
 
 
 class Command(BaseCommand):
     help = (
-        "Asks the answer model to write question/answer pairs from random document passages. "
-        "They wait in the SMEs' synthetic queue and count only once validated."
+        "Writes question/answer pairs from the library's requirement sentences and checks "
+        "each automatically (it must retrieve its source, keep its values, repeat no other). "
+        "Those that pass wait in the SMEs' synthetic queue; a share is held out to measure."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--count", type=int, default=10)
+        parser.add_argument("--limit", type=int, default=50, help="sentences to write pairs for")
         parser.add_argument("--document", type=int, default=None, help="a document id")
-        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--queue", action="store_true", help="run it on a worker instead")
         parser.add_argument("--json", action="store_true")
 
@@ -25,12 +27,12 @@ class Command(BaseCommand):
         if options["queue"]:
             from workers.references import generate_synthetic
 
-            generate_synthetic.delay(options["count"], options["document"])
+            generate_synthetic.delay(options["limit"], options["document"])
             self.stdout.write("queued")
             return
         try:
-            result = synthetic_pairs_generate(
-                count=options["count"], document_id=options["document"], seed=options["seed"]
+            result = synthetic_requirements_generate(
+                limit=options["limit"], document_id=options["document"], seed=options["seed"]
             )
         except InvalidReferences as exc:
             raise CommandError(str(exc)) from exc
@@ -38,5 +40,6 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result.as_dict()))
         else:
             self.stdout.write(
-                f"{result.created} pairs written for review, {result.unusable} replies unusable"
+                f"{result.passed} of {result.attempted} pairs passed their checks "
+                f"({result.heldout} held out to measure); failed: {dict(result.failed)}"
             )

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.training.services.data import preferences_build, sft_build
+from apps.training.services.data import preferences_build
+from apps.training.services.sft import sft_build
 
 
 class Command(BaseCommand):

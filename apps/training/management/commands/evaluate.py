@@ -34,7 +34,8 @@ class Command(BaseCommand):
             )
         except InvalidEvaluation as exc:
             raise CommandError(str(exc)) from exc
-        figures = {name: evaluation.metrics.get(name) for name in METRICS}
+        shown = (*METRICS[:2], "ai_score_low", "ai_score_high", *METRICS[2:])
+        figures = {name: evaluation.metrics.get(name) for name in shown}
         if options["json"]:
             self.stdout.write(json.dumps(figures))
         else:
