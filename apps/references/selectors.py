@@ -109,12 +109,15 @@ def references_measuring(*, set_names: list[str]) -> QuerySet[Reference]:
 def reference_for_question(
     *, question: str, embedding: list[float] | None, min_similarity: float
 ) -> Reference | None:
-    """The validated reference an answer to ``question`` is judged against: the same words
+    """The reference an answer to ``question`` is judged against (validated, or a checked
+    synthetic pair awaiting its SME): the same words
     first, else the nearest question by embedding when it is at least ``min_similarity``
     alike (cosine). Only references that may teach are candidates: a judgement against a
     held-out reference would carry it into training, so an answer to a validation question
     is judged on its passages alone (evaluation judges against its set directly)."""
-    candidates = references_teaching()
+    candidates = references_teaching() | synthetic_unreviewed().exclude(
+        reference_set__name__in=heldout_set_names()
+    )
     same_words = candidates.filter(question__iexact=question.strip()).first()
     if same_words is not None:
         return same_words

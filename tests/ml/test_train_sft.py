@@ -72,3 +72,25 @@ def test_failures_write_nothing(tiny_model: Path, tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="parent adapter not found"):
         main(config(tiny_model, tmp_path, "sft-1", parent_adapter="sft-0"), examples())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_diverging_run_publishes_nothing(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from ml.training import sft
+    from ml.training.sft import TrainingDiverged, check_converged
+
+    # The tiny model's loss barely moves at any learning rate, so the run is made to look
+    # diverged: the check runs after training and before anything is published.
+    def diverged(metrics: dict[str, float]) -> None:
+        check_converged({**metrics, "loss_last": 3 * metrics["loss_first"]})
+
+    monkeypatch.setattr(sft, "check_converged", diverged)
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        main(config(tiny_model, tmp_path, "sft-hot", num_train_epochs=1), examples())
+    assert list(tmp_path.iterdir()) == []  # no adapter, not even a half-written one
+    with pytest.raises(TrainingDiverged, match=r"rose from 1\.000 to 2\.000"):
+        check_converged({"loss_first": 1.0, "loss_last": 2.0})
+    with pytest.raises(TrainingDiverged, match="became nan"):
+        check_converged({"loss_first": 1.0, "loss_last": float("nan")})
+    check_converged({"loss_first": 2.0, "loss_last": 1.0})

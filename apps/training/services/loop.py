@@ -119,6 +119,10 @@ class _Steps:
     def run(self, name: str, action: Callable[[], Any]) -> Any:
         started = time.perf_counter()
         entry: dict[str, Any] = {"step": name}
+        done = self.loop.steps
+        # Shown as running on the loop's page while it works (SFT alone takes minutes).
+        self.loop.steps = [*done, {**entry, "status": "running", "seconds": 0}]
+        self.loop.save(update_fields=["steps"])
         try:
             value = action()
         except Exception as exc:
@@ -129,7 +133,7 @@ class _Steps:
             return value
         finally:
             entry["seconds"] = round(time.perf_counter() - started, 1)
-            self.loop.steps = [*self.loop.steps, entry]
+            self.loop.steps = [*done, entry]
             self.loop.save(update_fields=["steps"])
 
 

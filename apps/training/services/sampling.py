@@ -12,7 +12,7 @@ from apps.adapters.selectors import served_target
 from apps.judging.services import answer_judge
 from apps.qa.models import Answer, Origin
 from apps.qa.services import answer_generate, question_submit
-from apps.references.selectors import references_for_training
+from apps.references.selectors import references_for_sft
 from apps.training.services.data import teaching_set_check
 from ml.generator import GenerationSettings
 
@@ -34,13 +34,14 @@ def answers_sample(
     temperature: float,
     set_name: str = "training",
 ) -> SampleResult:
-    """Samples ``samples`` answers per validated training question (up to ``questions``)
+    """Samples ``samples`` answers per training question (up to ``questions``: validated
+    references first, then checked synthetic pairs)
     from the served adapter and judges each against its reference. Questions that already
     have that many samples from the served adapter are skipped, so a re-run adds nothing.
     A held-out set is refused (InvalidTrainingSet), and a training reference that repeats a
     held-out question is not asked: its answers could never teach."""
     teaching_set_check(set_name=set_name)
-    references = references_for_training(set_name=set_name)[:questions]
+    references = references_for_sft(set_name=set_name)[:questions]
     served = served_target().version
     generation = GenerationSettings(
         max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS, temperature=temperature
