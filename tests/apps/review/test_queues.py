@@ -27,18 +27,6 @@ def _url(model: str, view: str = "changelist", *args: object) -> str:
     return reverse(f"admin:review_{model}_{view}", args=args)
 
 
-@pytest.fixture
-def sme() -> object:
-    return support.make_user("sam", "smes")  # an expert, not staff
-
-
-@pytest.fixture
-def sme_client(sme: object) -> Client:
-    client = Client()
-    client.force_login(sme)
-    return client
-
-
 def test_smes_see_the_queues_and_engineers_and_plain_staff_do_not(sme_client: Client):
     factories.judgement(4.0)
     index = sme_client.get(reverse("admin:index"))
