@@ -50,16 +50,53 @@ def ingest(name: str, data: bytes, **kwargs: object):  # -> Document
     return services.document_ingest(document_id=result.document.pk)
 
 
-def make_user(username: str, *groups: str, staff: bool = False):
+def make_user(username: str, *groups: str, staff: bool = False, permissions: tuple[str, ...] = ()):
+    """A user in ``groups`` with the model ``permissions`` given as "app.codename"."""
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
+    from django.contrib.auth.models import Group, Permission
 
     user = get_user_model().objects.create_user(
         username=username, password="pw-" + username, is_staff=staff
     )
     for name in groups:
         user.groups.add(Group.objects.get_or_create(name=name)[0])
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
     return user
+
+
+def staff_client(*permissions: str):  # -> django.test.Client
+    """A client signed in as a staff user (not an SME) with only these permissions."""
+    from django.test import Client
+
+    client = Client()
+    name = "staff-" + "-".join(p.split(".")[1] for p in permissions)
+    client.force_login(make_user(name, staff=True, permissions=permissions))
+    return client
+
+
+def admin_action(client, changelist: str, action: str, ids: list[int]) -> str:
+    """Runs an admin action from the changelist ``changelist`` (a URL name such as
+    "admin:adapters_adapterversion_changelist") and returns the messages shown after."""
+    from django.urls import reverse
+
+    response = client.post(
+        reverse(changelist), {"action": action, "_selected_action": ids}, follow=True
+    )
+    assert response.status_code == 200, response.status_code
+    return " ".join(str(m) for m in response.context["messages"])
+
+
+def admin_actions_offered(client, changelist: str) -> list[str]:
+    from django.urls import reverse
+
+    page = client.get(reverse(changelist))
+    assert page.status_code == 200, page.status_code
+    form = page.context["action_form"]  # None: no action at all
+    return [] if form is None else [name for name, _ in form.fields["action"].choices]
 
 
 def database_url(settings_dict: dict[str, object]) -> str:

@@ -7,9 +7,9 @@ from apps.accounts.roles import is_sme
 
 
 class SmeAdmin(admin.ModelAdmin):
-    """An admin page for subject-matter experts (and staff), whatever their model
-    permissions: the review queues, reference sets and judgements are theirs to work on.
-    Nothing is added or deleted unless a subclass says so."""
+    """An admin page for subject-matter experts, whatever their model permissions: the
+    review queues, reference sets and judgements are theirs to work on. Staff without the
+    SME role do not see it. Nothing is added or deleted unless a subclass says so."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_sme(request.user)

@@ -14,15 +14,16 @@ View = Callable[..., HttpResponse]
 
 
 def sme_required(view: View) -> View:
-    """Subject-matter experts and staff only: anonymous users go to the login page,
-    signed-in users without the role get 403 rather than a login loop."""
+    """Subject-matter experts (and superusers) only; being staff does not count.
+    Anonymous users go to the login page, signed-in users without the role get 403
+    rather than a login loop."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not is_sme(request.user):
-            raise PermissionDenied("Only subject-matter experts and staff may do this.")
+            raise PermissionDenied("Only subject-matter experts may do this.")
         return view(request, *args, **kwargs)
 
     return wrapper

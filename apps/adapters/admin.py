@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -8,8 +9,17 @@ from apps.adapters import services
 from apps.adapters.models import AdapterVersion, ServedAdapter, ServingChange
 
 
+class ServingPermission:
+    """Actions that change what every generator serves (``permissions=["serve"]``) need
+    the permission to change the served row, whichever list they are run from; viewing
+    adapters or the serving history is not enough."""
+
+    def has_serve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("adapters.change_servedadapter")
+
+
 @admin.register(AdapterVersion)
-class AdapterVersionAdmin(admin.ModelAdmin):
+class AdapterVersionAdmin(ServingPermission, admin.ModelAdmin):
     list_display = [
         "version",
         "algorithm",
@@ -65,7 +75,10 @@ class AdapterVersionAdmin(admin.ModelAdmin):
     def is_served(self, obj: AdapterVersion) -> bool:
         return ServedAdapter.objects.filter(pk=ServedAdapter.SINGLETON_ID, adapter=obj).exists()
 
-    @admin.action(description="Serve the selected adapter (generators switch within seconds)")
+    @admin.action(
+        description="Serve the selected adapter (generators switch within seconds)",
+        permissions=["serve"],
+    )
     def serve(self, request: HttpRequest, queryset: QuerySet[AdapterVersion]) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one adapter to serve.", messages.ERROR)
@@ -78,15 +91,45 @@ class AdapterVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ServingChange)
-class ServingChangeAdmin(admin.ModelAdmin):
+class ServingChangeAdmin(ServingPermission, admin.ModelAdmin):
+    """The audit trail of what was served when: read-only, never deleted."""
+
     list_display = ["changed_at", "from_version", "to_version", "reason", "changed_by"]
     list_select_related = ["changed_by"]
+    readonly_fields = ["changed_at", "from_version", "to_version", "reason", "changed_by"]
     actions = ["rollback"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Roll back the latest change (serve what was served before)")
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(
+        description="Roll back the selected change (it must be the latest one)",
+        permissions=["serve"],
+    )
     def rollback(self, request: HttpRequest, queryset: QuerySet[ServingChange]) -> None:
-        row = services.adapter_rollback(user=request.user)
-        self.message_user(request, f"Now serving {row.version}.")
+        selected = list(queryset[:2])
+        if len(selected) != 1:
+            self.message_user(request, "Select exactly one change to roll back.", messages.ERROR)
+            return
+        change = selected[0]
+        with transaction.atomic():
+            # The served row's lock keeps another promotion from slipping in between the
+            # check and the rollback, which would then undo a change nobody selected.
+            ServedAdapter.objects.select_for_update().filter(pk=ServedAdapter.SINGLETON_ID).first()
+            latest = ServingChange.objects.first()
+            if latest is None or latest.pk != change.pk:
+                self.message_user(
+                    request,
+                    f"“{change}” is not the latest change; roll back the latest one, or serve "
+                    "the adapter you want from the adapter versions list.",
+                    messages.ERROR,
+                )
+                return
+            row = services.adapter_rollback(user=request.user)
+        self.message_user(request, f"Rolled back “{change}”: now serving {row.version}.")

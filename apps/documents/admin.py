@@ -155,7 +155,11 @@ class DocumentAdmin(admin.ModelAdmin):
     def progress(self, obj: Document) -> str:
         return f"{obj.pages_done}/{obj.pages_total}"
 
-    @admin.action(description="Retry ingestion of the selected failed or stalled documents")
+    # What is searched changes with these two, so viewing documents is not enough.
+    @admin.action(
+        description="Retry ingestion of the selected failed or stalled documents",
+        permissions=["change"],
+    )
     def retry_ingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         queued = sum(
             services.document_requeue(document_id=pk)
@@ -163,13 +167,20 @@ class DocumentAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"{queued} document(s) queued again.")
 
-    @admin.action(description="Make the selected ready version the searched one")
+    @admin.action(
+        description="Make the selected ready version the searched one", permissions=["change"]
+    )
     def make_current(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        made = 0
         for document in queryset:
             try:
                 services.document_make_current(document_id=document.pk)
             except ValueError as exc:
                 self.message_user(request, f"{document}: {exc}", messages.ERROR)
+            else:
+                made += 1
+        if made:
+            self.message_user(request, f"{made} version(s) now searched.", messages.SUCCESS)
 
 
 @admin.register(Chunk)

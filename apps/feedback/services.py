@@ -24,7 +24,8 @@ def feedback_submit(
     session_key: str = "",
 ) -> Feedback:
     """Creates or changes the user's rating of an answer. Every change is kept as a
-    revision; submitting the same thing twice adds nothing."""
+    revision; submitting the same thing twice adds nothing. An SME's triage of the rating
+    stays as decided; only a new or changed better answer goes back to the SMEs."""
     if score not in range(1, 6):
         raise InvalidFeedback(
             "Choose one of the five levels, from strongly disagree to strongly agree."
@@ -51,8 +52,9 @@ def feedback_submit(
         feedback.better_answer_state = (
             Feedback.BetterAnswer.PENDING if better_answer else Feedback.BetterAnswer.NONE
         )
-    if score != feedback.score:
-        feedback.triage_state = Feedback.Triage.NEW
+    # A changed rating or note never resets triage: the SME judged the bot's answer, which
+    # the user's edit does not change, and the edit is kept as a revision. Re-opening would
+    # let anyone undo expert work (and churn the queue) by toggling a rating.
     feedback.score, feedback.better_answer, feedback.note = score, better_answer, note
     feedback.session_key = session_key
     feedback.save()

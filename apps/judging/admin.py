@@ -27,7 +27,7 @@ class JudgeRubricAdmin(admin.ModelAdmin):
             return ["version", "text", "is_active", "created_at"]
         return ["is_active", "created_at"]
 
-    @admin.action(description="Use this rubric from now on")
+    @admin.action(description="Use this rubric from now on", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[JudgeRubric]) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one rubric.", messages.ERROR)

@@ -71,8 +71,7 @@ class AnswerContext:
 
 # --- 1. AI judgements ---------------------------------------------------------------------
 class JudgementStateFilter(ToDoFilter):
-    field = "review_state"
-    todo = Judgement.Review.UNREVIEWED
+    field, todo = services.UNDECIDED[Queue.JUDGEMENTS]
     states = Judgement.Review.choices
 
 
@@ -148,10 +147,6 @@ class JudgementQueueAdmin(ReviewQueueAdmin):
     def passages(self, obj: Judgement) -> str:
         return _passages(obj.answer.retrieved)
 
-    @admin.display(description="Decisions")
-    def history(self, obj: Judgement) -> str:
-        return _history(self.queue, obj.pk)
-
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         data = form.cleaned_data
         services.judgement_validate(
@@ -167,16 +162,15 @@ class JudgementQueueAdmin(ReviewQueueAdmin):
         self.bulk_decide(
             request,
             queryset,
-            lambda pk, seconds: services.judgement_validate(
-                judgement_id=pk, reviewer=request.user, seconds=seconds
+            lambda pk, **bulk: services.judgement_validate(
+                judgement_id=pk, reviewer=request.user, **bulk
             ),
         )
 
 
 # --- 2. Negative feedback -----------------------------------------------------------------
 class TriageStateFilter(ToDoFilter):
-    field = "triage_state"
-    todo = Feedback.Triage.NEW
+    field, todo = services.UNDECIDED[Queue.NEGATIVE_FEEDBACK]
     states = Feedback.Triage.choices
 
 
@@ -197,7 +191,16 @@ class NegativeFeedbackAdmin(AnswerContext, ReviewQueueAdmin):
     ordering = ["score", "-updated_at"]
     list_select_related = ["answer", "user"]
     actions = ["confirm", "documents", "dismiss"]
-    readonly_fields = ["question", "bot_answer", "score", "note", "better_answer", "passages"]
+    readonly_fields = [
+        "question",
+        "bot_answer",
+        "score",
+        "note",
+        "better_answer",
+        "passages",
+        "triage_state",
+        "history",
+    ]
     fields = [*readonly_fields, "decision", "reason"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[NegativeFeedback]:
@@ -220,8 +223,8 @@ class NegativeFeedbackAdmin(AnswerContext, ReviewQueueAdmin):
         self.bulk_decide(
             request,
             queryset,
-            lambda pk, seconds: services.feedback_triage(
-                feedback_id=pk, reviewer=request.user, state=state, seconds=seconds
+            lambda pk, **bulk: services.feedback_triage(
+                feedback_id=pk, reviewer=request.user, state=state, **bulk
             ),
         )
 
@@ -240,8 +243,7 @@ class NegativeFeedbackAdmin(AnswerContext, ReviewQueueAdmin):
 
 # --- 3. Better answers --------------------------------------------------------------------
 class BetterAnswerStateFilter(ToDoFilter):
-    field = "better_answer_state"
-    todo = Feedback.BetterAnswer.PENDING
+    field, todo = services.UNDECIDED[Queue.BETTER_ANSWERS]
     states = [c for c in Feedback.BetterAnswer.choices if c[0] != Feedback.BetterAnswer.NONE]
 
 
@@ -263,7 +265,17 @@ class BetterAnswerAdmin(AnswerContext, ReviewQueueAdmin):
     ordering = ["-updated_at"]
     list_select_related = ["answer", "user"]
     actions = ["accept", "reject"]
-    readonly_fields = ["question", "bot_answer", "score", "better_answer", "note", "passages"]
+    readonly_fields = [
+        "question",
+        "bot_answer",
+        "score",
+        "better_answer",
+        "note",
+        "passages",
+        "better_answer_state",
+        "reference_now",
+        "history",
+    ]
     fields = [*readonly_fields, "decision", "accepted_text", "reason"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BetterAnswer]:
@@ -272,6 +284,13 @@ class BetterAnswerAdmin(AnswerContext, ReviewQueueAdmin):
     @admin.display(description="Better answer")
     def better_excerpt(self, obj: Feedback) -> str:
         return obj.better_answer[:100]
+
+    @admin.display(description="Reference made from it")
+    def reference_now(self, obj: Feedback) -> str:
+        reference = Reference.objects.filter(feedback=obj).first()
+        if reference is None:
+            return "-"
+        return format_html("{} ({})", reference.answer, reference.get_status_display())
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         data = form.cleaned_data
@@ -288,8 +307,8 @@ class BetterAnswerAdmin(AnswerContext, ReviewQueueAdmin):
         self.bulk_decide(
             request,
             queryset,
-            lambda pk, seconds: services.better_answer_decide(
-                feedback_id=pk, reviewer=request.user, accept=accept, seconds=seconds
+            lambda pk, **bulk: services.better_answer_decide(
+                feedback_id=pk, reviewer=request.user, accept=accept, **bulk
             ),
         )
 
@@ -304,8 +323,7 @@ class BetterAnswerAdmin(AnswerContext, ReviewQueueAdmin):
 
 # --- 4. Synthetic pairs -------------------------------------------------------------------
 class SyntheticStateFilter(ToDoFilter):
-    field = "status"
-    todo = Reference.Status.PENDING
+    field, todo = services.UNDECIDED[Queue.SYNTHETIC]
     states = Reference.Status.choices
 
 
@@ -357,8 +375,8 @@ class SyntheticPairAdmin(ReviewQueueAdmin):
         self.bulk_decide(
             request,
             queryset,
-            lambda pk, seconds: services.synthetic_decide(
-                reference_id=pk, reviewer=request.user, accept=accept, seconds=seconds
+            lambda pk, **bulk: services.synthetic_decide(
+                reference_id=pk, reviewer=request.user, accept=accept, **bulk
             ),
         )
 
@@ -369,31 +387,6 @@ class SyntheticPairAdmin(ReviewQueueAdmin):
     @admin.action(description="Reject the selected pairs")
     def reject(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._decide(request, queryset, False)
-
-
-def _history(queue: Queue, object_id: int) -> str:
-    decisions = ReviewDecision.objects.filter(queue=queue, object_id=object_id).select_related(
-        "reviewer"
-    )
-    if not decisions:
-        return "-"
-    return format_html(
-        "<ul>{}</ul>",
-        format_html_join(
-            "",
-            "<li>{} {} by {}: {} ({} s)</li>",
-            (
-                (
-                    d.decided_at.strftime("%Y-%m-%d %H:%M"),
-                    d.action,
-                    d.reviewer.get_username(),
-                    d.reason or "no reason given",
-                    "?" if d.seconds is None else f"{d.seconds:.0f}",
-                )
-                for d in decisions
-            ),
-        ),
-    )
 
 
 @admin.register(ReviewDecision)

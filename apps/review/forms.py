@@ -5,6 +5,8 @@ from typing import Any
 from django import forms
 
 from apps.feedback.models import Feedback
+from apps.judging.models import Judgement
+from apps.review import selectors
 from apps.review.models import BetterAnswer, JudgementToValidate, NegativeFeedback, SyntheticPair
 
 SCORES = [(str(x / 2), f"{x / 2:g}") for x in range(11)]
@@ -29,6 +31,18 @@ class JudgementDecisionForm(forms.ModelForm):
     class Meta:
         model = JudgementToValidate
         fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # An overridden item opens on its override, so saving it again keeps the SME's
+        # score instead of quietly turning it back into the AI's.
+        judgement = self.instance
+        if judgement.pk and judgement.review_state == Judgement.Review.OVERRIDDEN:
+            self.initial.update(
+                decision="override",
+                new_score=str(float(judgement.validated_score)),
+                reason=selectors.override_reason_last(judgement_id=judgement.pk),
+            )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -60,13 +74,23 @@ class BetterAnswerForm(forms.ModelForm):
     accepted_text = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}),
         required=False,
-        help_text="Edit before accepting if needed; empty keeps the user's text.",
+        help_text="Edit before accepting if needed. Empty: the text accepted so far if this "
+        "answer is accepted, the user's text otherwise.",
     )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
     class Meta:
         model = BetterAnswer
         fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # An accepted item opens on the text that was accepted (an SME's edit included).
+        feedback = self.instance
+        if feedback.pk and feedback.better_answer_state == Feedback.BetterAnswer.ACCEPTED:
+            accepted = selectors.better_answer_accepted_text(feedback_id=feedback.pk)
+            if accepted:
+                self.initial["accepted_text"] = accepted
 
 
 class SyntheticForm(forms.ModelForm):

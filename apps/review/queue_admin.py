@@ -4,6 +4,7 @@ filters by reviewer, document and score band."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +12,11 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
 
 from apps.accounts.admin import SmeAdmin
 from apps.documents.models import Document
+from apps.review import services
 from apps.review.models import Queue, ReviewDecision
 
 SCORE_BANDS = {
@@ -34,7 +37,7 @@ def score_band(score: float | None) -> str:
 
 
 class ReviewQueueAdmin(SmeAdmin):
-    """A queue SMEs (and staff) work through. Items are never added or deleted here; every
+    """A queue SMEs work through. Items are never added or deleted here; every
     decision goes through a service that records who, when, why and the time it took."""
 
     queue: Queue
@@ -57,23 +60,44 @@ class ReviewQueueAdmin(SmeAdmin):
             request.session[self._key(object_id)] = time.time()
         return super().change_view(request, object_id, form_url, extra_context)
 
+    @admin.display(description="Decisions")
+    def history(self, obj: Any) -> str:
+        """Every decision on the item, so the SME sees what was decided before."""
+        return _history(self.queue, obj.pk)
+
     def item_seconds(self, request: HttpRequest, object_id: object) -> float | None:
         opened = request.session.pop(self._key(object_id), None)
         return None if opened is None else time.time() - float(opened)
 
     def bulk_decide(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet,
-        decide: Callable[[int, float | None], object],
+        self, request: HttpRequest, queryset: QuerySet, decide: Callable[..., object]
     ) -> None:
-        """Applies one decision to every selected item through ``decide(pk, seconds)``,
-        sharing the time since the list was shown among them."""
-        ids = list(queryset.values_list("pk", flat=True))
+        """Applies one decision to every selected item still to decide, through
+        ``decide(pk, seconds=..., undecided_only=True)``, sharing the time since the list
+        was shown among them. Items already decided (before, or by someone else meanwhile)
+        are skipped and counted: a bulk action never replaces an expert's decision."""
+        field, todo = services.UNDECIDED[self.queue]
+        selected = queryset.count()
+        ids = list(queryset.filter(**{field: todo}).values_list("pk", flat=True))
+        skipped: Counter[str] = Counter({services.ALREADY_DECIDED: selected - len(ids)})
+        refused: list[str] = []
         each = self.bulk_seconds(request, len(ids))
+        decided = 0
         for pk in ids:
-            decide(pk, each)
-        self.message_user(request, f"{len(ids)} decided.", messages.SUCCESS)
+            try:
+                decide(pk, seconds=each, undecided_only=True)
+            except services.AlreadyDecided as exc:
+                skipped[str(exc)] += 1
+            except services.InvalidDecision as exc:
+                refused.append(f"#{pk}: {exc}")
+            else:
+                decided += 1
+        self.message_user(request, f"{decided} decided.", messages.SUCCESS)
+        for why, count in skipped.items():
+            if count:
+                self.message_user(request, f"{count} skipped: {why}.", messages.WARNING)
+        if refused:
+            self.message_user(request, "Not decided: " + "; ".join(refused), messages.ERROR)
 
     def bulk_seconds(self, request: HttpRequest, count: int) -> float | None:
         """A bulk action's time since the list was shown, shared by the items it decided;
@@ -171,3 +195,28 @@ class ToDoFilter(admin.SimpleListFilter):
         if value == "all":
             return queryset
         return queryset.filter(**{self.field: value or self.todo})
+
+
+def _history(queue: Queue, object_id: int) -> str:
+    decisions = ReviewDecision.objects.filter(queue=queue, object_id=object_id).select_related(
+        "reviewer"
+    )
+    if not decisions:
+        return "-"
+    return format_html(
+        "<ul>{}</ul>",
+        format_html_join(
+            "",
+            "<li>{} {} by {}: {} ({} s)</li>",
+            (
+                (
+                    d.decided_at.strftime("%Y-%m-%d %H:%M"),
+                    d.action,
+                    d.reviewer.get_username(),
+                    d.reason or "no reason given",
+                    "?" if d.seconds is None else f"{d.seconds:.0f}",
+                )
+                for d in decisions
+            ),
+        ),
+    )

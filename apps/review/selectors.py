@@ -1,4 +1,4 @@
-"""Reads for the analytics page and the exports."""
+"""Reads for the review queues' item pages, the analytics page and the exports."""
 
 from __future__ import annotations
 
@@ -21,6 +21,27 @@ from apps.review.models import Queue, ReviewDecision
 from ml.agreement import Agreement, agreement, spearman
 
 HALF_POINTS = [x / 2 for x in range(11)]
+
+
+def override_reason_last(*, judgement_id: int) -> str:
+    """Why the SME last overrode this judgement's score ("" if never)."""
+    reason = (
+        ReviewDecision.objects.filter(
+            queue=Queue.JUDGEMENTS, object_id=judgement_id, action="override"
+        )
+        .values_list("reason", flat=True)
+        .first()
+    )
+    return reason or ""
+
+
+def better_answer_accepted_text(*, feedback_id: int) -> str | None:
+    """The text an SME accepted as a reference from this feedback, None if none is."""
+    return (
+        Reference.objects.filter(feedback_id=feedback_id, status=Reference.Status.VALIDATED)
+        .values_list("answer", flat=True)
+        .first()
+    )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,10 @@
 """SME decisions on the review queues. Each one changes the item's state and records who
-decided, when, why and how long they spent on it, in one transaction."""
+decided, when, why and how long they spent on it, in one transaction.
+
+A decision made one item at a time may replace an earlier one (the SME sees it on the
+item's page). A bulk action passes ``undecided_only=True``: an item somebody decided in
+the meantime, or whose reference holds an SME's own text, is skipped (``AlreadyDecided``),
+so a bulk action never overwrites an expert's decision, edit or override."""
 
 from __future__ import annotations
 
@@ -18,6 +23,27 @@ MAX_SECONDS = 30 * 60
 
 class InvalidDecision(ValueError):
     """A decision that cannot be recorded; the message is for the reviewer."""
+
+
+class AlreadyDecided(InvalidDecision):
+    """A bulk decision on an item that needs a decision of its own; nothing was changed."""
+
+
+ALREADY_DECIDED = "already decided (open an item to change its decision)"
+
+# What "still to decide" means in each queue (field, value): bulk actions touch only these.
+UNDECIDED: dict[Queue, tuple[str, str]] = {
+    Queue.JUDGEMENTS: ("review_state", Judgement.Review.UNREVIEWED),
+    Queue.NEGATIVE_FEEDBACK: ("triage_state", Feedback.Triage.NEW),
+    Queue.BETTER_ANSWERS: ("better_answer_state", Feedback.BetterAnswer.PENDING),
+    Queue.SYNTHETIC: ("status", Reference.Status.PENDING),
+}
+
+
+def _check_undecided(queue: Queue, item: object) -> None:
+    field, todo = UNDECIDED[queue]
+    if getattr(item, field) != todo:
+        raise AlreadyDecided(ALREADY_DECIDED)
 
 
 def _decision(
@@ -59,10 +85,14 @@ def judgement_validate(
     score: float | None = None,
     reason: str = "",
     seconds: float | None = None,
+    undecided_only: bool = False,
 ) -> Judgement:
     """Accepts the AI score (``score`` None or equal to it) or overrides it, which needs a
-    reason. Deciding again replaces the validated score; every decision is kept."""
+    reason. Deciding again replaces the validated score (never in bulk: an SME's override
+    is not turned back into the AI score by ``undecided_only``); every decision is kept."""
     judgement = Judgement.objects.select_for_update().get(pk=judgement_id)
+    if undecided_only:
+        _check_undecided(Queue.JUDGEMENTS, judgement)
     if judgement.status != Judgement.Status.DONE or judgement.score is None:
         raise InvalidDecision("Only a finished judgement can be validated.")
     if score is None or _check_score(score) == judgement.score:
@@ -97,10 +127,13 @@ def feedback_triage(
     state: str,
     reason: str = "",
     seconds: float | None = None,
+    undecided_only: bool = False,
 ) -> Feedback:
     if state not in Feedback.Triage.values or state == Feedback.Triage.NEW:
         raise InvalidDecision("Choose confirmed, documents need fixing, or dismissed.")
     feedback = Feedback.objects.select_for_update().get(pk=feedback_id)
+    if undecided_only:
+        _check_undecided(Queue.NEGATIVE_FEEDBACK, feedback)
     feedback.triage_state = state
     feedback.save(update_fields=["triage_state"])
     _decision(
@@ -124,17 +157,33 @@ def better_answer_decide(
     answer_text: str | None = None,
     reason: str = "",
     seconds: float | None = None,
+    undecided_only: bool = False,
 ) -> Feedback:
     """Accepting makes the better answer (as the SME edited it, if they did) a validated
-    training reference; rejecting keeps it out of training."""
+    training reference; rejecting keeps it out of training.
+
+    ``answer_text`` None keeps the text already accepted for this item, if it is accepted
+    (an SME's edit survives a second "accept"), and takes the user's text otherwise. In
+    bulk (``undecided_only``) an item whose reference holds other text than the user's
+    (an SME's edit of an earlier version) is skipped rather than replaced or rejected."""
     feedback = Feedback.objects.select_for_update().get(pk=feedback_id)
     if not feedback.better_answer:
         raise InvalidDecision("This feedback has no better answer.")
+    reference = Reference.objects.filter(feedback=feedback).first()
+    if undecided_only:
+        _check_undecided(Queue.BETTER_ANSWERS, feedback)
+        if reference is not None and reference.answer != feedback.better_answer.strip():
+            raise AlreadyDecided("an SME accepted an edited text for it before (open it to decide)")
     if accept:
+        if answer_text is None:
+            kept = (
+                reference is not None
+                and reference.status == Reference.Status.VALIDATED
+                and feedback.better_answer_state == Feedback.BetterAnswer.ACCEPTED
+            )
+            answer_text = reference.answer if kept else feedback.better_answer
         reference_from_better_answer(
-            feedback_id=feedback.pk,
-            answer_text=answer_text if answer_text is not None else feedback.better_answer,
-            reviewer=reviewer,
+            feedback_id=feedback.pk, answer_text=answer_text, reviewer=reviewer
         )
         feedback.better_answer_state = Feedback.BetterAnswer.ACCEPTED
     else:
@@ -162,6 +211,7 @@ def synthetic_decide(
     answer: str | None = None,
     reason: str = "",
     seconds: float | None = None,
+    undecided_only: bool = False,
 ) -> Reference:
     """Validates (optionally corrected) or rejects an LLM-written question/answer pair."""
     from apps.references.services import reembed_question
@@ -169,6 +219,8 @@ def synthetic_decide(
     reference = Reference.objects.select_for_update().get(pk=reference_id)
     if reference.source != Reference.Source.SYNTHETIC:
         raise InvalidDecision("Only synthetic pairs are reviewed in this queue.")
+    if undecided_only:
+        _check_undecided(Queue.SYNTHETIC, reference)
     if question is not None and question.strip() and question.strip() != reference.question:
         reference.question = " ".join(question.split())
         reembed_question(reference)

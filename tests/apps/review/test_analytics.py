@@ -19,15 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def sme() -> object:
-    return support.make_user("sam", "smes")
-
-
-@pytest.fixture
-def client_(sme: object) -> Client:
-    client = Client()
-    client.force_login(sme)
-    return client
+def client_(sme_client: Client) -> Client:
+    return sme_client
 
 
 def _content(response: object) -> str:
