@@ -190,7 +190,9 @@ def _pdf_pages(
         has_text = len(text) >= MIN_PAGE_CHARS
         used_ocr = False
         if not has_text and ocr is not None:
-            recognised = clean_text(ocr(path, index))
+            # A scan shows the same running header and page number as the other pages.
+            lines = [line for line in clean_text(ocr(path, index)).split("\n") if line]
+            recognised = "\n".join(_strip_edges(lines, boilerplate, label)).strip()
             if len(recognised) >= MIN_PAGE_CHARS:
                 text = "\n".join(filter(None, [text, recognised]))
                 used_ocr = True
@@ -260,16 +262,15 @@ def tesseract_ocr() -> Callable[[Path, int], str] | None:
 
         pdf = pdfium.PdfDocument(str(path))
         try:
-            image = pdf[index].render(scale=300 / 72).to_pil()
+            pixels = pdf[index].render(scale=300 / 72, grayscale=True).to_numpy()
         finally:
             pdf.close()
-        import io
-
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+        # A binary PGM, which tesseract reads from stdin as it is (no imaging library needed).
+        pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)[:, :, 0]
+        header = b"P5\n%d %d\n255\n" % (pixels.shape[1], pixels.shape[0])
         result = subprocess.run(
             [binary, "stdin", "stdout", "-l", "eng"],
-            input=buffer.getvalue(),
+            input=header + pixels.tobytes(),
             capture_output=True,
             timeout=120,
             check=False,

@@ -2,6 +2,8 @@
 # Creates .venv/ and installs the pinned dependencies. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian's tesseract reads scanned PDF pages; without it they stay unsearchable.
+bash scripts/apt-package.sh tesseract "OCR is off, scanned pages will not be searchable" tesseract-ocr
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

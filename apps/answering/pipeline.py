@@ -8,6 +8,7 @@ returns the record alone; ``prompt_for`` is the chat the generator would see tod
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from django.conf import settings
 
 from apps.answering.engine import get_generator, using_adapter
 from apps.documents.models import Chunk
-from apps.documents.selectors import SearchHit, search_chunks
+from apps.documents.selectors import MAX_QUERY_CHARS, SearchHit, search_chunks
 from ml.focus import focus
 from ml.generator import GenerationResult, GenerationSettings
 from ml.prompting import (
@@ -35,6 +36,15 @@ from ml.prompting import (
 )
 
 ATTRIBUTION_MIN_SIMILARITY = 0.45
+# A question that refers back to the conversation: it opens with a continuation ("and the
+# maximum?", "what about offices?"), points back with a pronoun ("does it apply to
+# hangars?"), or is too short to stand alone.
+_REFERS_BACK = re.compile(
+    r"^\W*(and|or|but|also|so|then|what about|how about|what if|same)\b"
+    r"|\b(it|its|they|them|their|this|that|these|those|such|same|above|previous)\b",
+    re.IGNORECASE,
+)
+FOLLOW_UP_MAX_WORDS = 4
 
 
 class RetrievedPassage(TypedDict):
@@ -59,6 +69,7 @@ class AnswerRecord:
     """A finished answer with everything needed to show, judge and learn from it."""
 
     question: str
+    retrieval_query: str = ""  # what retrieval searched with (the question, or with its context)
     text: str = ""
     declined: bool = False
     citations: list[RetrievedPassage] = field(default_factory=list)
@@ -116,8 +127,41 @@ def retrieved_record(number: int, hit: SearchHit) -> RetrievedPassage:
     )
 
 
-def retrieve(question: str) -> list[SearchHit]:
-    return search_chunks(query=question, k=settings.ANSWER_PASSAGES)
+def refers_back(question: str) -> bool:
+    return bool(_REFERS_BACK.search(question)) or len(question.split()) <= FOLLOW_UP_MAX_WORDS
+
+
+def follow_up_context(question: str, previous: str) -> str:
+    """What of the conversation's previous turn (its retrieval query, so a chain of
+    follow-ups keeps the topic it started from) retrieval combines with ``question``:
+    all of it when the question refers back, nothing when it stands alone."""
+    previous = " ".join(previous.split())
+    if not previous or not refers_back(question):
+        return ""
+    return previous[: max(0, MAX_QUERY_CHARS - len(question) - 1)]
+
+
+def retrieval_text(question: str, context: str = "") -> str:
+    return f"{context} {question}" if context else question
+
+
+def retrieve(question: str, context: str = "") -> list[SearchHit]:
+    """The passages for ``question``; with ``context`` (a follow-up's previous turn) the
+    question and its context weigh equally: the query vector is the mean of their two
+    embeddings and the full-text side matches the words of both. (Embedding the two as one
+    text lets the longer, earlier question drown the follow-up's own subject.)"""
+    if not context:
+        return search_chunks(query=question, k=settings.ANSWER_PASSAGES)
+    from apps.documents.embedding import get_embedder
+
+    vectors = get_embedder().embed([question, context])
+    vector = vectors.mean(axis=0)
+    vector /= np.linalg.norm(vector) or 1.0
+    return search_chunks(
+        query=retrieval_text(question, context),
+        k=settings.ANSWER_PASSAGES,
+        query_vector=[float(v) for v in vector],
+    )
 
 
 def prompt_for(question: str) -> list[dict[str, str]]:
@@ -145,14 +189,17 @@ def passage_texts(retrieved: list[RetrievedPassage] | list[dict[str, Any]]) -> l
 
 
 def answer_events(
-    *, question: str, generation: GenerationSettings | None = None
+    *, question: str, generation: GenerationSettings | None = None, previous: str = ""
 ) -> Iterator[str | AnswerRecord]:
     """Answers ``question`` with this process's generator on its served adapter: text
-    pieces as they are generated, then the record. Raises GeneratorUnavailable when the
-    model cannot answer (nothing is stored here; the caller keeps the question)."""
+    pieces as they are generated, then the record. ``previous``: the retrieval query of the
+    conversation's previous turn, which a follow-up is retrieved with (the prompt keeps the
+    user's own question). Raises GeneratorUnavailable when the model cannot answer
+    (nothing is stored here; the caller keeps the question)."""
     started = time.perf_counter()
-    hits = retrieve(question)
-    record = AnswerRecord(question=question)
+    context = follow_up_context(question, previous)
+    hits = retrieve(question, context)
+    record = AnswerRecord(question=question, retrieval_query=retrieval_text(question, context))
     record.retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
     passages = passages_for(hits)
     record.retrieved = [retrieved_record(n, hit) for n, hit in enumerate(hits, start=1)]

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 
 from apps.documents.embedding import get_embedder
 from apps.documents.models import Chunk, Document, Page
+from ml.parsing import tesseract_ocr
 
 RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the value from the original paper
 CANDIDATES = 50  # how deep each ranking goes before fusion
@@ -70,6 +71,15 @@ def document_versions(document: Document) -> QuerySet[Document]:
 
 def pages_without_text(document: Document) -> QuerySet[Page]:
     return document.pages.filter(has_text_layer=False, ocr=False)
+
+
+def pages_read_by_ocr(document: Document) -> QuerySet[Page]:
+    return document.pages.filter(ocr=True).order_by("number")
+
+
+def ocr_enabled() -> bool:
+    """Whether ingestion reads scanned pages: OCR_ENABLED and Debian's tesseract on PATH."""
+    return settings.OCR_ENABLED and tesseract_ocr() is not None
 
 
 def document_chunks(document: Document) -> QuerySet[Chunk]:

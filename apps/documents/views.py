@@ -68,7 +68,9 @@ def upload(request: HttpRequest) -> HttpResponse:
         if len(results) == 1:
             return redirect("documents:detail", pk=results[0].document.pk)
         return redirect("documents:library")
-    return render(request, "documents/upload.html", {"form": form})
+    return render(
+        request, "documents/upload.html", {"form": form, "ocr_enabled": selectors.ocr_enabled()}
+    )
 
 
 def upload_name(document: Document) -> str:
@@ -85,6 +87,8 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             "document": document,
             "versions": selectors.document_versions(document),
             "pages_without_text": selectors.pages_without_text(document),
+            "pages_read_by_ocr": selectors.pages_read_by_ocr(document),
+            "ocr_enabled": selectors.ocr_enabled(),
         },
     )
 

@@ -18,7 +18,7 @@ class AnswerAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "declined", "adapter_version", "citation_source", "created_at"]
-    search_fields = ["question", "text"]
+    search_fields = ["question", "retrieval_query", "text"]
     date_hierarchy = "created_at"
     list_select_related = ["user"]
     readonly_fields = [f.name for f in Answer._meta.fields]

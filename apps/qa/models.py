@@ -47,6 +47,11 @@ class Answer(models.Model):
     # A form's one-time token: the same submit twice returns the same Answer.
     client_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
     question = models.TextField()
+    retrieval_query = models.TextField(
+        blank=True,
+        help_text="What retrieval searched with: the question, or a follow-up with the "
+        "conversation's previous turn.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     text = models.TextField(blank=True)
     declined = models.BooleanField(
@@ -59,6 +64,12 @@ class Answer(models.Model):
         default=list, blank=True, help_text="[{chunk_id, score, similarity, ...}]"
     )
     citations = models.JSONField(default=list, blank=True)
+    evidence = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{number, chunk_id, sentences, similarity}]: the sentences of each cited "
+        "passage that support the answer (shown under it; the answer text stays the model's).",
+    )
     citation_source = models.CharField(max_length=16, blank=True, help_text="model or attributed")
     generation_settings = models.JSONField(default=dict, blank=True)
     model_name = models.CharField(max_length=200, blank=True)

@@ -18,6 +18,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             {"document": c["document"], "page": c["page"], "section": c["section"]}
             for c in answer.citations
         ],
+        "evidence": evidence_json(answer),
         "adapter": answer.adapter_version or "base",
         "timings": {
             "retrieve_ms": answer.retrieve_ms,
@@ -28,3 +29,19 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     if answer.error:
         record["error"] = answer.error
     return record
+
+
+def evidence_json(answer: Answer) -> list[dict[str, Any]]:
+    """The supporting sentences of each cited passage, with where to find them."""
+    records = {r["number"]: r for r in answer.retrieved}
+    return [
+        {
+            "number": e["number"],
+            "document": records[e["number"]]["document"],
+            "page": records[e["number"]]["page"],
+            "section": records[e["number"]]["section"],
+            "sentences": e["sentences"],
+        }
+        for e in answer.evidence or []
+        if e["number"] in records
+    ]

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from apps.answering.pipeline import AnswerRecord, answer_events
 from apps.judging.services import judge_enqueue
+from apps.qa import selectors
+from apps.qa.evidence import Evidence, find_evidence, prompt_passages
 from apps.qa.models import Answer, Conversation, Origin
 from ml.generator import GenerationSettings, GeneratorUnavailable
 
@@ -116,7 +118,10 @@ def answer_stream(
         return
     answer = Answer.objects.get(pk=answer_id)
     try:
-        for event in answer_events(question=answer.question, generation=generation):
+        previous = selectors.previous_retrieval_query(answer)
+        for event in answer_events(
+            question=answer.question, generation=generation, previous=previous
+        ):
             if isinstance(event, AnswerRecord):
                 _store(answer, event)
             else:
@@ -138,11 +143,27 @@ def answer_stream(
 def _store(answer: Answer, record: AnswerRecord) -> None:
     for name, value in record.fields().items():
         setattr(answer, name, value)
+    answer.evidence = _evidence(record)
     answer.status = Answer.Status.DONE
     answer.finished_at = timezone.now()
     answer.save()
     if answer.origin == Origin.USER:  # evaluation and sampling judge their own answers
         judge_enqueue(answer.pk)
+
+
+def _evidence(record: AnswerRecord) -> list[Evidence]:
+    """The supporting sentences of each passage the answer cites (none for a decline)."""
+    if record.declined or not record.citations:
+        return []
+    from apps.documents.embedding import get_embedder
+
+    return find_evidence(
+        answer=record.text,
+        citations=record.citations,
+        shown=prompt_passages(record.prompt_messages),
+        passages=selectors.chunk_texts([c["chunk_id"] for c in record.citations]),
+        embed=get_embedder().embed,
+    )
 
 
 def _wait_for(answer_id: int, timeout: float = 600) -> Answer:

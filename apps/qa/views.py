@@ -15,7 +15,7 @@ from apps.feedback.services import InvalidFeedback, feedback_submit
 from apps.qa import selectors, services
 from apps.qa.forms import FeedbackForm, QuestionForm
 from apps.qa.models import Answer, Conversation
-from apps.qa.presenters import answer_json
+from apps.qa.presenters import answer_json, evidence_json
 
 
 def _question_form(conversation: Conversation | None = None) -> QuestionForm:
@@ -93,7 +93,12 @@ def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                     {"answer": event.answer, "feedback_form": FeedbackForm(), "my_feedback": None},
                     request=request,
                 )
-                yield f"event: done\ndata: {json.dumps({'status': event.answer.status, 'html': html})}\n\n"
+                done = {
+                    "status": event.answer.status,
+                    "html": html,
+                    "evidence": evidence_json(event.answer),
+                }
+                yield f"event: done\ndata: {json.dumps(done)}\n\n"
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

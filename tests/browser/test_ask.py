@@ -25,6 +25,7 @@ def test_ask_stream_cite_and_rate(
 ):
     settings.GENERATOR_BACKEND = "llamacpp"
     settings.GENERATION_MAX_NEW_TOKENS = 48
+    settings.OCR_ENABLED = False  # the scanned appendix plays no part here: skip its 45 s of OCR
     ufc = support.ingest(support.UFC.name, support.UFC.read_bytes())
     support.make_user("eve", "engineers")
     page = browser_page
@@ -55,6 +56,13 @@ def test_ask_stream_cite_and_rate(
     marks = page.eval_on_selector_all("a.cite-mark", "els => els.map(e => e.getAttribute('href'))")
     cited_pages = {c["page"] for c in answer.citations}
     assert len(marks) == len([m for m in marks if "#page=" in m]) and (not marks or cited_pages)
+
+    # Once streamed, the evidence of each cited passage is shown under the answer, marked.
+    assert len(answer.evidence) == len(answer.citations)
+    assert page.locator(".evidence-item").count() == len(answer.evidence)
+    for item in answer.evidence:
+        shown = page.inner_text(f"#evidence-{answer.pk}-{item['number']} blockquote")
+        assert shown == " ".join(item["sentences"])
 
     pdf = page.request.get(f"{live_server.url}/documents/{ufc.pk}/file")
     assert pdf.ok and pdf.headers["content-type"] == "application/pdf"

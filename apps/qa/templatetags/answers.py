@@ -7,6 +7,8 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.documents.templatetags.citations import cite_url
+from apps.qa.evidence import sentences_of
+from apps.qa.selectors import chunk_texts
 from ml.prompting import CITATION, mark_numbers
 
 register = template.Library()
@@ -55,3 +57,31 @@ def resources(answer: object) -> list[dict[str, object]]:
             cited.index(r["number"]) if r["number"] in cited else r["number"],
         ),
     )
+
+
+@register.simple_tag
+def evidence(answer: object) -> list[dict[str, object]]:
+    """The stored evidence of each cited passage with its retrieved record (document, page,
+    section for the link) and the whole passage, its supporting sentences marked."""
+    stored = list(getattr(answer, "evidence", None) or [])
+    records = {r["number"]: r for r in getattr(answer, "retrieved", [])}
+    texts = chunk_texts([e["chunk_id"] for e in stored])
+    items: list[dict[str, object]] = []
+    for item in stored:
+        record = records.get(item["number"])
+        if record is None or not item["sentences"]:
+            continue
+        supporting = set(item["sentences"])
+        whole = sentences_of(texts.get(item["chunk_id"], ""))
+        passage = " ".join(
+            str(format_html("<mark>{}</mark>", s)) if s in supporting else str(escape(s))
+            for s in whole
+        )
+        items.append(
+            {
+                "record": record,
+                "sentences": item["sentences"],
+                "passage_html": mark_safe(passage) if supporting & set(whole) else "",
+            }
+        )
+    return items

@@ -139,6 +139,7 @@ def test_too_many_pages_is_refused(settings, small_pdf: bytes):
     assert "3 pages, over the limit of 2" in document.error
 
 
+@pytest.mark.usefixtures("ocr_off")
 def test_scanned_pages_are_counted_and_searchable_pages_kept():
     document = support.ingest("appendix.pdf", support.pdf_pages(support.UFC, [89, 90, 91]))
     assert document.status == Document.Status.READY
@@ -149,10 +150,23 @@ def test_scanned_pages_are_counted_and_searchable_pages_kept():
     ]
 
 
+@pytest.mark.usefixtures("ocr_off")
 def test_a_document_with_only_scans_fails_clearly():
     document = support.ingest("scans.pdf", support.pdf_pages(support.UFC, [91, 92]))
     assert document.status == Document.Status.FAILED
     assert "no text could be found" in document.error.lower()
+
+
+@pytest.mark.usefixtures("ocr_on")
+def test_scanned_pages_are_read_by_ocr_and_searchable():
+    # UFC 3-410-01 page 25 has a text layer; page 92, an enclosure's title page, is a scan.
+    document = support.ingest("appendix.pdf", support.pdf_pages(support.UFC, [24, 91]))
+    assert document.status == Document.Status.READY and document.pages_without_text == 0
+    scanned = document.pages.get(number=2)
+    assert (scanned.has_text_layer, scanned.ocr) == (False, True)
+    hits = search_chunks(query="Islanded/Decentralized Utility Options", k=3)
+    assert hits and (hits[0].document_id, hits[0].page_number) == (document.pk, 2)
+    assert "Decentralized Utility Options" in hits[0].text
 
 
 class _FailingEmbedder:

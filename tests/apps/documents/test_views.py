@@ -128,3 +128,25 @@ def _superuser():
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_superuser("root", "root@example.invalid", "pw")
+
+
+OCR_OFF = "OCR is off: scanned pages are not searchable (install tesseract-ocr)."
+
+
+@pytest.mark.usefixtures("ocr_off")
+def test_without_tesseract_the_document_page_says_ocr_is_off(sme_client: Client):
+    document = support.ingest("appendix.pdf", support.pdf_pages(support.UFC, [89, 90, 91]))
+    page = sme_client.get(f"/documents/{document.pk}/").content.decode()
+    assert OCR_OFF in page
+    listed = page[page.index('id="pages-without-text"') :].split("</p>")[0]
+    assert "2 pages without a text layer" in listed
+    assert f"/documents/{document.pk}/file#page=2" in listed and "#page=3" in listed
+    assert OCR_OFF in sme_client.get("/documents/upload/").content.decode()
+
+
+@pytest.mark.usefixtures("ocr_on")
+def test_with_tesseract_scanned_pages_are_listed_as_read_by_ocr(sme_client: Client):
+    document = support.ingest("appendix.pdf", support.pdf_pages(support.UFC, [24, 91]))
+    page = sme_client.get(f"/documents/{document.pk}/").content.decode()
+    assert OCR_OFF not in page and 'id="pages-without-text"' not in page
+    assert "1 scanned page read by OCR" in page and "#page=2" in page

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.answering import pipeline
 from apps.qa import services
 from apps.qa.models import Answer
 from ml.prompting import DECLINE, FOCUSED_TEMPLATE_VERSION
@@ -93,3 +94,25 @@ def test_conversations_group_follow_up_questions():
     assert (
         foreign.conversation_id != first.conversation_id
     )  # nobody writes into someone else's conversation
+
+
+@pytest.mark.usefixtures("library", "default_generator")
+def test_a_follow_up_is_retrieved_with_the_previous_turn():
+    first = _ask(FORKLIFT)
+    assert first.retrieval_query == first.question  # a conversation's first turn stands alone
+    forklift = first.retrieved[0]["chunk_id"]  # 3-5.3.4, 55°F for forklift areas
+    alone = [hit.chunk_id for hit in pipeline.retrieve("And the maximum?")]
+    assert forklift not in alone
+
+    follow_up = _ask("And the maximum?", conversation_id=first.conversation_id)
+    assert follow_up.retrieval_query == f"{first.question} And the maximum?"
+    assert follow_up.retrieved[0]["chunk_id"] == forklift
+    assert follow_up.prompt_messages[1]["content"].endswith("\n\nQuestion: And the maximum?")
+
+    # A question that stands on its own is retrieved alone, in a conversation or not.
+    own = "What safety factor is allowed for sizing heating equipment for morning warm-up?"
+    assert pipeline.follow_up_context(own, follow_up.retrieval_query) == ""
+    fresh = _ask("And the maximum?")
+    assert fresh.conversation_id != first.conversation_id
+    assert fresh.retrieval_query == "And the maximum?"
+    assert [r["chunk_id"] for r in fresh.retrieved] == alone

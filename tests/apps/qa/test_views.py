@@ -4,9 +4,11 @@ import json
 
 import pytest
 from django.test import Client
+from django.utils.html import escape
 
 from apps.feedback.models import Feedback
 from apps.qa.models import Answer
+from apps.qa.presenters import evidence_json
 from tests import support
 from tests.apps.qa.conftest import FORKLIFT
 
@@ -67,6 +69,14 @@ def test_the_answer_streams_as_server_sent_events(engineer: Client):
     assert "You can refer to further explanations in the following resources" in done["html"]
     assert f"/documents/{answer.retrieved[0]['document_id']}/file#page=" in done["html"]
     assert 'name="score"' in done["html"] and "Strongly disagree" in done["html"]
+    # Evidence: the supporting sentences of each cited passage, highlighted, with its page.
+    assert answer.citations and [e["number"] for e in answer.evidence] == [
+        c["number"] for c in answer.citations
+    ]
+    assert done["evidence"] == evidence_json(answer) and done["evidence"][0]["sentences"]
+    for item in done["evidence"]:
+        assert f"<mark>{escape(item['sentences'][0])}</mark>" in done["html"]
+        assert f'[{item["number"]}] <a href="/documents/' in done["html"]
 
 
 @pytest.mark.usefixtures("library", "default_generator")
@@ -77,7 +87,10 @@ def test_without_javascript_the_answer_is_generated_by_a_form(engineer: Client):
     answer.refresh_from_db()
     assert answer.status == "done"
     page = engineer.get(f"/ask/c/{answer.conversation_id}/").content.decode()
-    assert "cite-mark" in page or answer.declined or not answer.citations
+    assert "cite-mark" in page and answer.citations and answer.evidence
+    # A stored answer shows its evidence on reload, also inside the whole passage.
+    sentence = escape(answer.evidence[0]["sentences"][0])
+    assert page.count(f"<mark>{sentence}</mark>") == 2 and 'class="evidence-item"' in page
 
 
 def test_feedback_is_saved_and_html_in_it_escaped(engineer: Client):
