@@ -149,3 +149,37 @@ def test_stalled_runs_and_loops_are_marked_failed():
     loop.refresh_from_db()
     assert (run.status, fresh.status, loop.status) == ("failed", "running", "failed")
     assert served_target().version == "base"
+
+
+def test_the_bootstrap_waits_for_the_library_and_runs_once(small_pdf: bytes, redis_url: str):
+    from apps.documents.models import Document
+    from apps.training.services.loop import (
+        LibraryNotReady,
+        loop_bootstrap,
+        loop_bootstrap_queue,
+    )
+
+    document = support.ingest("ufc.pdf", small_pdf)
+    Document.objects.filter(pk=document.pk).update(status=Document.Status.PROCESSING)
+    with pytest.raises(LibraryNotReady, match="1 documents are still being ingested"):
+        loop_bootstrap()
+    assert not LoopRun.objects.exists()
+    assert loop_bootstrap_queue() is True  # queued for the gpu worker
+    # Once it has run (here: its row exists), a second start queues nothing.
+    LoopRun.objects.create(key="bootstrap", algorithm="sft", status=LoopRun.Status.KEPT)
+    assert loop_bootstrap_queue() is False
+    Document.objects.filter(pk=document.pk).update(status=Document.Status.READY)
+    assert loop_bootstrap().status == LoopRun.Status.KEPT  # the same loop, not a new one
+    assert LoopRun.objects.count() == 1
+
+
+def test_a_loop_key_claims_the_run_and_a_running_loop_blocks_another(settings):
+    from apps.training.services.loop import LoopBusy
+
+    first = LoopRun.objects.create(key="nightly-2026-12-01", status=LoopRun.Status.KEPT)
+    # A doubled beat or a redelivered message finds the night's loop and trains nothing.
+    assert loop_run(key="nightly-2026-12-01") == first
+    assert LoopRun.objects.count() == 1
+    running = LoopRun.objects.create(key="", status=LoopRun.Status.RUNNING)
+    with pytest.raises(LoopBusy, match=f"loop #{running.pk} is still running"):
+        loop_run(key="nightly-2026-12-02")

@@ -6,14 +6,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.training.models import LoopRun, TrainingRun
-from apps.training.services.loop import loop_run
+from apps.training.services.loop import LoopBusy, loop_run
 
 
 class Command(BaseCommand):
     help = (
-        "Runs the nightly chain now, in this process: sample and judge answers, build pairs, "
-        "train the reward model, PPO (or --algorithm dpo|kto), evaluate the candidate and the "
-        "served adapter, promote if the gate passes. Prints each step's result."
+        "Runs the learning loop now, in this process. --algorithm sft: the supervised stage "
+        "(synthetic pairs from the library, checked; LoRA-SFT; evaluate; promote through the "
+        "gate), which bootstraps a new library. Otherwise the nightly chain: the supervised "
+        "stage first when the library changed, then sample and judge answers, build pairs, "
+        "train the reward model, PPO (or dpo|kto), evaluate, promote through the gate."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,7 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        loop = loop_run(algorithm=options["algorithm"])
+        try:
+            loop = loop_run(algorithm=options["algorithm"])
+        except LoopBusy as exc:
+            raise CommandError(str(exc)) from exc
         result = {
             "loop": loop.pk,
             "status": loop.status,
