@@ -41,7 +41,8 @@ ATTRIBUTION_MIN_SIMILARITY = 0.45
 # hangars?"), or is too short to stand alone.
 _REFERS_BACK = re.compile(
     r"^\W*(and|or|but|also|so|then|what about|how about|what if|same)\b"
-    r"|\b(it|its|they|them|their|this|that|these|those|such|same|above|previous)\b",
+    # ("that" and "such" are left out: most standalone questions use them as relatives).
+    r"|\b(it|its|they|them|their|this|these|those|same|above|previous)\b",
     re.IGNORECASE,
 )
 FOLLOW_UP_MAX_WORDS = 4
