@@ -126,14 +126,16 @@ def _fingerprint(question: str, chosen: str, rejected: str) -> str:
 
 
 def _better_answer_pairs() -> list[dict[str, Any]]:
-    """A better answer over the low-rated answer, unless the question is a held-out one:
-    even an expert's better answer to it would teach the very answer the set measures."""
+    """An SME-accepted better answer (as the SME accepted or edited it) over the low-rated
+    answer. A better answer nobody reviewed never teaches: the loop promotes on its own, so
+    unreviewed user text would reach the served model. Nor does one to a held-out question:
+    even an expert's would teach the very answer the set measures."""
     heldout, heldout_sets = heldout_questions(), heldout_set_names()
     pairs = []
     low = (
         Feedback.objects.filter(score__lte=2)
         .exclude(better_answer="")
-        .exclude(better_answer_state=Feedback.BetterAnswer.REJECTED)
+        .filter(better_answer_state=Feedback.BetterAnswer.ACCEPTED)
         .exclude(answer__in=answers_heldout())
     )
     for feedback in low.select_related("answer").prefetch_related("references__reference_set"):
@@ -146,14 +148,15 @@ def _better_answer_pairs() -> list[dict[str, Any]]:
         ):
             continue
         accepted = next((r for r in references if r.status == Reference.Status.VALIDATED), None)
-        chosen = accepted.answer if accepted else feedback.better_answer
+        if accepted is None:
+            continue  # accepted, but its reference was rejected or removed since
         pairs.append(
             {
                 "source": PreferencePair.Source.BETTER_ANSWER,
-                "label": Label.SME if accepted else Label.USER,
+                "label": Label.SME,
                 "question": answer.question,
                 "prompt": answer.prompt_messages,
-                "chosen": chosen,
+                "chosen": accepted.answer,
                 "rejected": answer.text,
                 "margin": 5.0 - _user_score(feedback.score),
                 "chosen_answer": None,

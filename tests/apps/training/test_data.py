@@ -62,9 +62,13 @@ def test_better_answers_and_score_gaps_become_pairs_in_trl_shape():
     _judged(close, 3.0)
     _judged(closer, 2.5)  # a gap below the margin: no pair
 
+    # Nobody has reviewed the better answer yet: it does not train.
+    snapshot = preferences_build(min_margin=1.0)
+    assert snapshot.size == 1 and snapshot.counts == {"score_gap": 1, "label_ai": 1}
+    better_answer_decide(feedback_id=Feedback.objects.get(answer=bad).pk, reviewer=sme, accept=True)
     snapshot = preferences_build(min_margin=1.0)
     assert snapshot.size == 2
-    assert snapshot.counts == {"better_answer": 1, "score_gap": 1, "label_user": 1, "label_ai": 1}
+    assert snapshot.counts == {"better_answer": 1, "score_gap": 1, "label_sme": 1, "label_ai": 1}
     pairs = {p.source: p for p in snapshot.pairs.all()}
     assert (pairs["better_answer"].chosen, pairs["better_answer"].rejected) == (
         "Above 10% a year.",
@@ -85,7 +89,20 @@ def test_better_answers_and_score_gaps_become_pairs_in_trl_shape():
     again = preferences_build(min_margin=1.0)
     pair = again.pairs.get(source="better_answer")
     assert (pair.label, pair.chosen) == (PreferencePair.Label.SME, "Above 10% a year [1].")
-    assert DataSnapshot.objects.count() == 2  # each build is its own snapshot
+    assert DataSnapshot.objects.count() == 3  # each build is its own snapshot
+
+
+def test_an_unreviewed_better_answer_never_trains():
+    """Found on a running instance: an engineer's 'better answer' became the chosen response
+    with no SME action, and the nightly loop promotes on its own."""
+    user = support.make_user("eve", "engineers")
+    bad = _answer("What leak rate triggers repair?", "Leaks are bad.")
+    feedback_submit(answer_id=bad.pk, user=user, score=1, better_answer="CANARY-7Q")
+    triaged = _answer("How fast must leaks be fixed?", "Eventually.")
+    feedback_submit(answer_id=triaged.pk, user=user, score=2, better_answer="CANARY-8Q")
+    snapshot = preferences_build(min_margin=1.0)
+    assert snapshot.size == 0
+    assert "CANARY" not in Path(snapshot.path).read_text()
 
 
 def test_sme_validated_scores_outrank_the_ai_judge():
@@ -110,9 +127,13 @@ def test_sme_validated_scores_outrank_the_ai_judge():
 def test_duplicates_collapse_and_declines_by_the_gate_are_left_out():
     user = support.make_user("eve", "engineers")
     other = support.make_user("bob", "engineers")
+    sme = support.make_user("sam", "smes")
     for rater in (user, other):  # the same better answer for the same answer, twice
         answer = _answer("What leak rate triggers repair?", "Leaks are bad.")
-        feedback_submit(answer_id=answer.pk, user=rater, score=2, better_answer="Above 10% a year.")
+        feedback = feedback_submit(
+            answer_id=answer.pk, user=rater, score=2, better_answer="Above 10% a year."
+        )
+        better_answer_decide(feedback_id=feedback.pk, reviewer=sme, accept=True)
     gated = _answer("Anything?", DECLINE)
     Answer.objects.filter(pk=gated.pk).update(model_name="retrieval-gate")
     _judged(gated, 0.0)
@@ -185,10 +206,14 @@ def test_snapshots_download_for_smes_only():
 
     user = support.make_user("eve", "engineers")
     bad = _answer("What leak rate triggers repair?", "Leaks are bad.")
-    feedback_submit(answer_id=bad.pk, user=user, score=1, better_answer="Above 10% a year.")
+    feedback = feedback_submit(
+        answer_id=bad.pk, user=user, score=1, better_answer="Above 10% a year."
+    )
+    expert = support.make_user("sam", "smes")
+    better_answer_decide(feedback_id=feedback.pk, reviewer=expert, accept=True)
     snapshot = preferences_build(min_margin=1.0)
     sme = Client()
-    sme.force_login(support.make_user("sam", "smes"))
+    sme.force_login(expert)
     assert snapshot.label in sme.get("/training/").content.decode()
     response = sme.get(f"/training/snapshots/{snapshot.pk}.jsonl")
     record = json.loads(b"".join(response.streaming_content))

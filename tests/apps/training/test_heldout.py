@@ -68,14 +68,19 @@ def _judged(answer: Answer, score: float, reference: Reference | None = None) ->
 
 
 def _control_pair() -> Answer:
-    """A user's low-rated answer with a better answer to a question no set holds: it must
-    still train, so an empty snapshot never passes for a clean one."""
+    """A user's low-rated answer with a better answer an SME accepted, to a question no set
+    holds: it must still train, so an empty snapshot never passes for a clean one."""
     answer = _answer(CONTROL, "Leaks are bad.")
-    feedback_submit(
+    feedback = feedback_submit(
         answer_id=answer.pk,
         user=support.make_user("carol", "engineers"),
         score=1,
         better_answer="Within 30 days [1].",
+    )
+    better_answer_decide(
+        feedback_id=feedback.pk,
+        reviewer=support.make_user("control-sme", "smes"),
+        accept=True,
     )
     return answer
 
@@ -151,7 +156,8 @@ def test_a_better_answer_to_a_validation_question_never_trains(tmp_path):
     assert Reference.objects.filter(feedback=feedback, reference_set__name="training").exists()
     [pair] = preferences_build(min_margin=1.0).pairs.all()
     assert pair.question == CONTROL
-    assert sft_build().size == 0
+    # The control's accepted better answer is a training reference too; nothing else is.
+    assert {row.reference.question for row in sft_build().examples.all()} == {CONTROL}
 
 
 def test_evaluation_answers_never_make_pairs(tmp_path):
@@ -162,7 +168,10 @@ def test_evaluation_answers_never_make_pairs(tmp_path):
     _judged(_answer(question, "Tape.", origin=Origin.EVALUATION), 0.5)
     _judged(_answer(teaching.question, "Never.", origin=Origin.EVALUATION), 0.5, teaching)
     rated = _answer("Which fan?", "A fan.", origin=Origin.EVALUATION)
-    feedback_submit(answer_id=rated.pk, user=sme, score=1, better_answer="An axial fan [1].")
+    rating = feedback_submit(
+        answer_id=rated.pk, user=sme, score=1, better_answer="An axial fan [1]."
+    )
+    better_answer_decide(feedback_id=rating.pk, reviewer=sme, accept=True)
     _control_pair()
 
     [pair] = preferences_build(min_margin=1.0).pairs.all()
@@ -173,7 +182,7 @@ def test_evaluation_answers_never_make_pairs(tmp_path):
         "better_answer": 2,
         "reference": 1,
         "score_gap": 1,
-        "label_user": 2,
+        "label_sme": 2,
         "label_ai": 2,
     }
 
