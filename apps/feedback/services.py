@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from apps.accounts.sessions import session_key_digest
 from apps.feedback.models import Feedback, FeedbackRevision
 from apps.qa.models import Answer
 
@@ -56,13 +57,13 @@ def feedback_submit(
     # the user's edit does not change, and the edit is kept as a revision. Re-opening would
     # let anyone undo expert work (and churn the queue) by toggling a rating.
     feedback.score, feedback.better_answer, feedback.note = score, better_answer, note
-    feedback.session_key = session_key
+    feedback.session_digest = session_key_digest(session_key)
     feedback.save()
     FeedbackRevision.objects.create(
         feedback=feedback,
         score=score,
         better_answer=better_answer,
         note=note,
-        session_key=session_key,
+        session_digest=feedback.session_digest,
     )
     return feedback
