@@ -36,7 +36,14 @@ def feedback_submit(
         raise InvalidFeedback(
             f"Please keep the better answer and the note under {MAX_TEXT} characters each."
         )
-    answer = Answer.objects.filter(pk=answer_id, status=Answer.Status.DONE).first()
+    # Locking the answer serializes ratings of it: of two first ratings at the same moment
+    # (a double click, two tabs) the second waits, then finds and changes the first's row
+    # instead of breaking the one-rating-per-user constraint.
+    answer = (
+        Answer.objects.select_for_update(no_key=True)
+        .filter(pk=answer_id, status=Answer.Status.DONE)
+        .first()
+    )
     if answer is None:
         raise InvalidFeedback("Only a finished answer can be rated.")
     feedback = Feedback.objects.select_for_update().filter(answer=answer, user=user).first()
