@@ -23,6 +23,7 @@ from portal.env import (
     env_path,
     env_str,
 )
+from portal.private_files import private_file_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("PORTAL_VAR_DIR", BASE_DIR / "var")
@@ -37,8 +38,7 @@ def _secret_key() -> str:
     # under var/, so sessions survive restarts.
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        private_file_write(path, secrets.token_urlsafe(50), replace=False)
     return path.read_text().strip()
 
 
