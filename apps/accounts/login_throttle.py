@@ -30,7 +30,7 @@ class Throttled:
         unit = "minute" if minutes == 1 else "minutes"
         return (
             f"Too many failed sign-ins for this user name from your address. "
-            f"Try again in {minutes} {unit}, or ask an administrator to reset the password."
+            f"Try again in {minutes} {unit}."
         )
 
 

@@ -64,4 +64,4 @@ def test_the_limit_and_window_come_from_the_settings(settings):
     settings.LOGIN_FAILURE_LIMIT, settings.LOGIN_FAILURE_WINDOW_SECONDS = 1, 60
     support.make_user("eve")
     _sign_in(PAGES[0], "eve", "guess")
-    assert "Try again in 1 minute," in _sign_in(PAGES[0], "eve", "pw-eve").content.decode()
+    assert "Try again in 1 minute." in _sign_in(PAGES[0], "eve", "pw-eve").content.decode()
