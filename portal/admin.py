@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.admin import AdminSite
 from django.http import HttpRequest
 
+from apps.accounts.forms import AdminLoginForm
 from apps.accounts.roles import may_enter_admin
 
 
@@ -14,6 +15,7 @@ class PlumblineAdminSite(AdminSite):
     site_header = "Plumbline administration"
     site_title = "Plumbline admin"
     index_title = "Documents, review queues and training"
+    login_form = AdminLoginForm  # throttled like the portal's login
 
     def has_permission(self, request: HttpRequest) -> bool:
         return may_enter_admin(request.user)

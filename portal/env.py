@@ -7,8 +7,13 @@ environment must stop start-up, not silently fall back to a default.
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+Number = TypeVar("Number", int, float)
 
 
 class ImproperEnv(RuntimeError):
@@ -42,15 +47,36 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    return _env_number(name, default, int, "an integer", minimum, None)
+
+
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    return _env_number(name, default, float, "a number", minimum, maximum)
+
+
+def _env_number(
+    name: str,
+    default: Number,
+    convert: Callable[[str], Number],
+    what: str,
+    minimum: Number | None,
+    maximum: Number | None,
+) -> Number:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = convert(raw)
     except ValueError as exc:
-        raise ImproperEnv(f"{name}={raw!r} is not an integer") from exc
+        raise ImproperEnv(f"{name}={raw!r} is not {what}") from exc
+    if not math.isfinite(value):
+        raise ImproperEnv(f"{name}={raw!r} is not a finite number")
     if minimum is not None and value < minimum:
         raise ImproperEnv(f"{name}={value} is below the minimum {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperEnv(f"{name}={value} is above the maximum {maximum}")
     return value
 
 

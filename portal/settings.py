@@ -7,12 +7,23 @@ starts on var/run/redis.sock.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
 import dj_database_url
 
-from portal.env import ImproperEnv, env_bool, env_int, env_json, env_list, env_path, env_str
+from portal.env import (
+    ImproperEnv,
+    env_bool,
+    env_float,
+    env_int,
+    env_json,
+    env_list,
+    env_path,
+    env_str,
+)
+from portal.private_files import private_file_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("PORTAL_VAR_DIR", BASE_DIR / "var")
@@ -27,8 +38,7 @@ def _secret_key() -> str:
     # under var/, so sessions survive restarts.
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        private_file_write(path, secrets.token_urlsafe(50), replace=False)
     return path.read_text().strip()
 
 
@@ -36,6 +46,39 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# --- Behind TLS ---------------------------------------------------------------------------
+# PORTAL_TLS=1: browsers reach the portal over https only. Cookies are then sent over
+# https only and browsers are told (HSTS) to use nothing else for a year; each setting
+# below can also be set on its own.
+PORTAL_TLS = env_bool("PORTAL_TLS", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", PORTAL_TLS)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", PORTAL_TLS)
+SECURE_HSTS_SECONDS = env_int(
+    "DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PORTAL_TLS else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """A proxy that ends TLS names the scheme in a header (``X-Forwarded-Proto``, whose
+    value is then ``https``; or ``X-Forwarded-Ssl=on``). Set it only when that proxy
+    always sets or strips the header: a client could send it too."""
+    raw = env_str("DJANGO_SECURE_PROXY_SSL_HEADER", "") or ""
+    if not raw:
+        return None
+    name, _, value = raw.partition("=")
+    name, value = name.strip(), value.strip() or "https"
+    if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise ImproperEnv(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER={raw!r}: give a header name such as "
+            "X-Forwarded-Proto (optionally =VALUE, by default =https)"
+        )
+    return "HTTP_" + name.upper().replace("-", "_"), value
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
 
 INSTALLED_APPS = [
     "portal.apps.PortalAdminConfig",
@@ -138,6 +181,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Sign-ins (the portal's and the admin's) refused after this many failures per user name
+# and client address within the window.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -216,7 +263,7 @@ GENERATION_MAX_NEW_TOKENS = env_int("GENERATION_MAX_NEW_TOKENS", 192, minimum=8)
 ANSWER_PASSAGES = env_int("ANSWER_PASSAGES", 4, minimum=1)
 # The prompt carries this many of the passages' best sentences (0: the whole passages).
 ANSWER_FOCUS_SENTENCES = env_int("ANSWER_FOCUS_SENTENCES", 4, minimum=0)
-ANSWER_MIN_SIMILARITY = float(env_str("ANSWER_MIN_SIMILARITY", "0.35") or 0.35)
+ANSWER_MIN_SIMILARITY = env_float("ANSWER_MIN_SIMILARITY", 0.35, minimum=-1, maximum=1)
 QUESTION_MAX_CHARS = env_int("QUESTION_MAX_CHARS", 2000, minimum=10)
 ADAPTER_CHECK_SECONDS = env_int("ADAPTER_CHECK_SECONDS", 10, minimum=1)
 ADAPTER_WATCH = env_bool("ADAPTER_WATCH", True)  # follow the served adapter in a background thread
@@ -225,9 +272,11 @@ MODELS_DIR = VAR_DIR / "models"
 
 # --- Learning from feedback ---------------------------------------------------------------
 # Pairs from scored answers need at least this score gap (0-5 scale).
-PREFERENCE_MIN_MARGIN = float(env_str("PREFERENCE_MIN_MARGIN", "1.0") or 1.0)
+PREFERENCE_MIN_MARGIN = env_float("PREFERENCE_MIN_MARGIN", 1.0, minimum=0)
 # A validated training reference is paired over answers judged at most this against it.
-PREFERENCE_REFERENCE_MAX_SCORE = float(env_str("PREFERENCE_REFERENCE_MAX_SCORE", "2.5") or 2.5)
+PREFERENCE_REFERENCE_MAX_SCORE = env_float(
+    "PREFERENCE_REFERENCE_MAX_SCORE", 2.5, minimum=0, maximum=5
+)
 REWARD_MODELS_DIR = VAR_DIR / "reward_models"
 REWARD_BACKBONE = env_str("REWARD_BACKBONE", "") or ""  # empty: all-MiniLM-L6-v2
 # The supervised stage (apps/references/synthesis.py, sft_build): pairs written per loop
@@ -260,12 +309,12 @@ LOOP_EVAL_SET = (
 LOOP_EVAL_LIMIT = env_int("LOOP_EVAL_LIMIT", 0, minimum=0) or None  # 0: every question
 LOOP_SAMPLE_QUESTIONS = env_int("LOOP_SAMPLE_QUESTIONS", 20, minimum=0)
 LOOP_SAMPLES_PER_QUESTION = env_int("LOOP_SAMPLES_PER_QUESTION", 4, minimum=2)
-LOOP_SAMPLE_TEMPERATURE = float(env_str("LOOP_SAMPLE_TEMPERATURE", "0.8") or 0.8)
+LOOP_SAMPLE_TEMPERATURE = env_float("LOOP_SAMPLE_TEMPERATURE", 0.8, minimum=0)
 # The gate: the candidate must beat the served adapter on PROMOTION_METRIC by
 # PROMOTION_MARGIN and lose no more than PROMOTION_TOLERANCE on any other figure.
 PROMOTION_METRIC = env_str("PROMOTION_METRIC", "ai_score_mean") or "ai_score_mean"
-PROMOTION_MARGIN = float(env_str("PROMOTION_MARGIN", "0.05") or 0.05)
-PROMOTION_TOLERANCE = float(env_str("PROMOTION_TOLERANCE", "0.05") or 0.05)
+PROMOTION_MARGIN = env_float("PROMOTION_MARGIN", 0.05)
+PROMOTION_TOLERANCE = env_float("PROMOTION_TOLERANCE", 0.05, minimum=0)
 
 # --- AI judge -----------------------------------------------------------------------------
 # local: a deterministic judge from the embedder and explicit checks (no model API needed).
@@ -289,7 +338,9 @@ if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= JUDGE_BATCH_TIMEOUT_
 JUDGE_ON_ANSWER = env_bool("JUDGE_ON_ANSWER", True)  # judge each answer as soon as it is stored
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 6, minimum=1)
 # A reference is used to judge an answer when its question is this close to the answer's.
-JUDGE_REFERENCE_MIN_SIMILARITY = float(env_str("JUDGE_REFERENCE_MIN_SIMILARITY", "0.9") or 0.9)
+JUDGE_REFERENCE_MIN_SIMILARITY = env_float(
+    "JUDGE_REFERENCE_MIN_SIMILARITY", 0.9, minimum=-1, maximum=1
+)
 
 LOGGING = {
     "version": 1,

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from apps.accounts.roles import ENGINEERS, SMES
+from portal.private_files import private_file_write
 
 DEMO_USERNAME = "demo"
 
@@ -16,7 +17,7 @@ DEMO_USERNAME = "demo"
 @dataclass(frozen=True)
 class DemoLogin:
     username: str
-    password: str
+    password: str | None  # only when the account was just created
     created: bool
 
 
@@ -24,23 +25,19 @@ class DemoLogin:
 def demo_user_ensure(*, credentials_file: Path) -> DemoLogin:
     """Creates the demo account once (an admin who is also an engineer and an SME).
 
-    The password is random and kept in ``credentials_file`` so that later start-ups can
-    print it again; an existing account is never changed.
+    Its random password is returned and kept in ``credentials_file`` (readable by its
+    owner only) on that first start only: later start-ups get no password to print, and
+    an existing account is never changed.
     """
     user_model = get_user_model()
-    user = user_model.objects.filter(username=DEMO_USERNAME).first()
-    if user is not None:
-        password = (
-            credentials_file.read_text().strip() if credentials_file.exists() else "(unchanged)"
-        )
-        return DemoLogin(DEMO_USERNAME, password, created=False)
+    if user_model.objects.filter(username=DEMO_USERNAME).exists():
+        return DemoLogin(DEMO_USERNAME, None, created=False)
     password = secrets.token_urlsafe(9)
     user = user_model.objects.create_superuser(
         username=DEMO_USERNAME, email="demo@example.invalid", password=password
     )
     user.groups.add(*Group.objects.filter(name__in=[ENGINEERS, SMES]))
-    credentials_file.write_text(password + "\n")
-    credentials_file.chmod(0o600)
+    private_file_write(credentials_file, password + "\n")
     return DemoLogin(DEMO_USERNAME, password, created=True)
 
 

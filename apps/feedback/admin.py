@@ -9,7 +9,7 @@ class RevisionInline(admin.TabularInline):
     model = FeedbackRevision
     extra = 0
     can_delete = False
-    readonly_fields = ["score", "better_answer", "note", "session_key", "created_at"]
+    fields = readonly_fields = ["score", "better_answer", "note", "created_at"]
 
     def has_add_permission(self, request: object, obj: object = None) -> bool:
         return False
@@ -21,10 +21,10 @@ class FeedbackAdmin(admin.ModelAdmin):
     list_filter = ["score", "updated_at"]
     search_fields = ["answer__question", "better_answer", "note"]
     list_select_related = ["answer", "user"]
+    exclude = ["session_digest"]
     readonly_fields = [
         "answer",
         "user",
-        "session_key",
         "score",
         "better_answer",
         "note",

@@ -35,7 +35,8 @@ class Feedback(models.Model):
 
     answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="feedback")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    session_key = models.CharField(max_length=64, blank=True)
+    # HMAC of the rating session's key (apps.accounts.sessions), never the key itself.
+    session_digest = models.CharField(max_length=64, blank=True)
     score = models.PositiveSmallIntegerField(
         choices=Score.choices, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
@@ -71,7 +72,8 @@ class FeedbackRevision(models.Model):
     score = models.PositiveSmallIntegerField(choices=Score.choices)
     better_answer = models.TextField(blank=True)
     note = models.TextField(blank=True)
-    session_key = models.CharField(max_length=64, blank=True)
+    # HMAC of the rating session's key (apps.accounts.sessions), never the key itself.
+    session_digest = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from apps.accounts.sessions import session_key_digest
 from apps.feedback.models import Feedback, FeedbackRevision
 from apps.qa.models import Answer
 
@@ -35,7 +36,14 @@ def feedback_submit(
         raise InvalidFeedback(
             f"Please keep the better answer and the note under {MAX_TEXT} characters each."
         )
-    answer = Answer.objects.filter(pk=answer_id, status=Answer.Status.DONE).first()
+    # Locking the answer serializes ratings of it: of two first ratings at the same moment
+    # (a double click, two tabs) the second waits, then finds and changes the first's row
+    # instead of breaking the one-rating-per-user constraint.
+    answer = (
+        Answer.objects.select_for_update(no_key=True)
+        .filter(pk=answer_id, status=Answer.Status.DONE)
+        .first()
+    )
     if answer is None:
         raise InvalidFeedback("Only a finished answer can be rated.")
     feedback = Feedback.objects.select_for_update().filter(answer=answer, user=user).first()
@@ -56,13 +64,13 @@ def feedback_submit(
     # the user's edit does not change, and the edit is kept as a revision. Re-opening would
     # let anyone undo expert work (and churn the queue) by toggling a rating.
     feedback.score, feedback.better_answer, feedback.note = score, better_answer, note
-    feedback.session_key = session_key
+    feedback.session_digest = session_key_digest(session_key)
     feedback.save()
     FeedbackRevision.objects.create(
         feedback=feedback,
         score=score,
         better_answer=better_answer,
         note=note,
-        session_key=session_key,
+        session_digest=feedback.session_digest,
     )
     return feedback

@@ -21,7 +21,9 @@ class AnswerAdmin(admin.ModelAdmin):
     search_fields = ["question", "retrieval_query", "text"]
     date_hierarchy = "created_at"
     list_select_related = ["user"]
-    readonly_fields = [f.name for f in Answer._meta.fields]
+    # The session digest stays out of sight: it identifies a session, nobody needs to read it.
+    exclude = ["session_digest"]
+    readonly_fields = [f.name for f in Answer._meta.fields if f.name != "session_digest"]
 
     def has_add_permission(self, request: object) -> bool:
         return False

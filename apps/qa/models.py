@@ -28,7 +28,7 @@ class Origin(models.TextChoices):
 class Answer(models.Model):
     """One question and the bot's answer, with everything needed to learn from it later:
     the retrieved passages and scores, the exact prompt, the generation settings, the model
-    and adapter that produced it, timings and token counts, and the web session."""
+    and adapter that produced it, timings and token counts, and (as a digest) the web session."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting"
@@ -40,7 +40,8 @@ class Answer(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    session_key = models.CharField(max_length=64, blank=True)
+    # HMAC of the asking session's key (apps.accounts.sessions), never the key itself.
+    session_digest = models.CharField(max_length=64, blank=True)
     origin = models.CharField(
         max_length=12, choices=Origin.choices, default=Origin.USER, db_index=True
     )

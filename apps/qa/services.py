@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.accounts.sessions import session_key_digest
 from apps.answering.pipeline import AnswerRecord, answer_events
 from apps.judging.services import judge_enqueue
 from apps.qa import selectors
@@ -76,7 +77,7 @@ def question_submit(
             return Answer.objects.create(
                 conversation=conversation,
                 user=owner,
-                session_key=session_key,
+                session_digest=session_key_digest(session_key),
                 client_token=client_token or None,
                 question=question,
                 origin=origin,

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
 from apps.accounts.admin import SmeAdmin
+from apps.core.admin_filters import IdListFilter
 from apps.documents.models import Document
 from apps.review import services
 from apps.review.models import Queue, ReviewDecision
@@ -109,7 +110,7 @@ class ReviewQueueAdmin(SmeAdmin):
         return (time.time() - float(opened)) / count
 
 
-class ReviewerFilter(admin.SimpleListFilter):
+class ReviewerFilter(IdListFilter):
     title = "reviewer"
     parameter_name = "reviewer"
 
@@ -131,7 +132,7 @@ class ReviewerFilter(admin.SimpleListFilter):
         super().__init__(request, params, model, model_admin)
 
 
-class DocumentFilter(admin.SimpleListFilter):
+class DocumentFilter(IdListFilter):
     """Items about one document: the answer cited it (or the reference comes from it)."""
 
     title = "document"

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from apps.accounts.decorators import sme_required
+from apps.core.csv_cells import csv_cell
 from apps.review import selectors
 from apps.review.presenters import analytics_context
 
@@ -31,9 +32,7 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
         if header is None:
             header = list(row)
             yield writer.writerow(header)
-        yield writer.writerow(
-            [json.dumps(v) if isinstance(v, list | dict) else v for v in row.values()]
-        )
+        yield writer.writerow([csv_cell(v) for v in row.values()])
 
 
 def _jsonl_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 
 from apps.feedback.models import Feedback, FeedbackRevision
 from apps.feedback.services import InvalidFeedback, feedback_submit
@@ -48,3 +51,39 @@ def test_unfinished_answers_cannot_be_rated(answer: Answer):
     Answer.objects.filter(pk=answer.pk).update(status="failed")
     with pytest.raises(InvalidFeedback, match="finished answer"):
         feedback_submit(answer_id=answer.pk, user=support.make_user("eve"), score=3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_first_ratings_of_one_answer_end_in_one_rating():
+    """Two requests rating the same answer for the first time race through feedback_submit
+    in two threads (two database connections) released together, round after round."""
+    user = support.make_user("eve", "engineers")
+    conversation = Conversation.objects.create(title="q")
+    rounds = 12
+    answers = [
+        Answer.objects.create(conversation=conversation, question="q", text="t", status="done")
+        for _ in range(rounds)
+    ]
+    errors: list[BaseException] = []
+
+    def rate(answer: Answer, score: int, start: threading.Barrier) -> None:
+        try:
+            start.wait()
+            feedback_submit(answer_id=answer.pk, user=user, score=score, note=f"from {score}")
+        except BaseException as exc:  # reported below, with the round it broke
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    for answer in answers:
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=rate, args=(answer, s, start)) for s in (2, 4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors
+    for answer in answers:
+        feedback = Feedback.objects.get(answer=answer)
+        revisions = list(feedback.revisions.values_list("score", flat=True))
+        assert sorted(revisions) == [2, 4] and feedback.score == revisions[-1]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.accounts.sessions import session_key_digest
 from apps.answering import pipeline
 from apps.qa import services
 from apps.qa.models import Answer
@@ -21,7 +22,7 @@ def _ask(question: str, **kwargs: object) -> Answer:
 def test_an_answer_is_stored_with_everything_needed_to_learn_from_it():
     answer = _ask(FORKLIFT)
     assert answer.status == Answer.Status.DONE, answer.error
-    assert answer.text and answer.session_key == "s1"
+    assert answer.text and answer.session_digest == session_key_digest("s1") != "s1"
     assert answer.template_version == FOCUSED_TEMPLATE_VERSION
     assert [m["role"] for m in answer.prompt_messages] == ["system", "user"]
     assert "[1] (UFC 3-410-01" in answer.prompt_messages[1]["content"]

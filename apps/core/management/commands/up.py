@@ -35,7 +35,8 @@ class Command(BaseCommand):
         launcher.check_port()
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        login = demo_user_ensure(credentials_file=settings.VAR_DIR / "demo-password.txt")
+        credentials_file = settings.VAR_DIR / "demo-password.txt"
+        login = demo_user_ensure(credentials_file=credentials_file)
         launcher.start_redis()
 
         def on_ready() -> None:
@@ -46,7 +47,16 @@ class Command(BaseCommand):
             bootstrap = bool(queued) and settings.LOOP_BOOTSTRAP and loop_bootstrap_queue()
             url = f"http://{launcher.host}:{launcher.port}/"
             self.stdout.write(self.style.SUCCESS(f"\nPlumbline is starting at {url}"))
-            self.stdout.write(f"  log in as: {login.username} / {login.password}")
+            if login.password:  # the first start only: it is in no log after that
+                self.stdout.write(
+                    f"  log in as: {login.username} / {login.password}"
+                    f"  (kept in {credentials_file}, readable by you only)"
+                )
+            else:
+                self.stdout.write(
+                    f"  log in as: {login.username} (the password first shown is in "
+                    f"{credentials_file}, unless changed since)"
+                )
             self.stdout.write(f"  data in:   {settings.VAR_DIR}")
             if queued:
                 self.stdout.write(

@@ -1,0 +1,37 @@
+"""/healthz answers anyone, so when the database is down it says so and nothing more."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+
+@pytest.mark.django_db
+def test_healthz_says_ok_without_a_login():
+    response = Client().get("/healthz")
+    assert response.status_code == 200 and json.loads(response.content) == {"ok": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_does_not_answer_gives_503_without_its_error_text(tmp_path, caplog):
+    # A real connection attempt to a socket folder where no PostgreSQL listens.
+    connection.close()
+    saved = dict(connection.settings_dict)
+    connection.settings_dict.update(HOST=str(tmp_path), PORT="5999", USER="secret-db-user")
+    try:
+        with caplog.at_level(logging.ERROR, logger="apps.core.views"):
+            response = Client().get("/healthz")
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+    assert response.status_code == 503
+    assert json.loads(response.content) == {"ok": False, "error": "database unavailable"}
+    body = response.content.decode()
+    assert str(tmp_path) not in body and "secret-db-user" not in body and "5999" not in body
+    # The detail is in the server log, for whoever runs the portal.
+    assert str(tmp_path) in caplog.text or "5999" in caplog.text
