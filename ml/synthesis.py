@@ -75,6 +75,18 @@ QUESTION_EXAMPLES: tuple[tuple[str, str], ...] = (
         "Do not locate outdoor air intakes near loading docks or exhaust outlets.",
         "Where should outdoor air intakes not be located?",
     ),
+    (
+        "Relief air must be ducted to the outside through a motorized damper.",
+        "How must relief air be discharged?",
+    ),
+    (
+        "Ducts shall be pressure tested before insulation is installed.",
+        "When must ducts be pressure tested?",
+    ),
+    (
+        "Boilers larger than 400,000 Btuh must have a combustion efficiency of at least 85%.",
+        "What combustion efficiency must a large boiler have?",
+    ),
 )
 
 
@@ -137,8 +149,13 @@ def measures(text: str) -> list[str]:
 
 
 def question_messages(sentence: str) -> list[dict[str, str]]:
+    """The writer's chat: worked examples of the sentence's own kind (a small writer copies
+    their form: shown only "What is the maximum ...?" it asks that of every sentence, so
+    a sentence without a value gets examples that ask what must be done or when)."""
     messages = [{"role": "system", "content": QUESTION_SYSTEM}]
-    for example, question in QUESTION_EXAMPLES:
+    valued = bool(measures(sentence))
+    examples = [e for e in QUESTION_EXAMPLES if bool(measures(e[0])) == valued]
+    for example, question in examples:
         messages.append({"role": "user", "content": f"Sentence: {example}"})
         messages.append({"role": "assistant", "content": question})
     messages.append({"role": "user", "content": f"Sentence: {statement(sentence)}"})
