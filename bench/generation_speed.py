@@ -5,7 +5,8 @@ Prints, for transformers (float32, the HF folder de-quantized from the shipped G
 llama.cpp (the shipped SmolLM2-135M-Instruct Q4_1 GGUF), each on 2 threads, greedy, 64 new
 tokens at most, with the portal's repetition penalty: decode tokens/s (after the first
 token) and tokens/s including prefill, and the ratios llama.cpp / transformers (target:
-decode >= 8x). Then the memory bandwidth measured here, the bytes of weights llama.cpp reads
+decode >= 8x); the same for the Q8_0 copy the portal serves (ml/gguf_requant.py). Then the
+memory bandwidth measured here, the bytes of weights llama.cpp reads
 per decoded token and its decode speed as a share of bandwidth / bytes (target >= 0.4).
 Last, adapter swap times on llama.cpp while another thread keeps answering (failed answers:
 must be 0).
@@ -449,13 +450,22 @@ def main() -> None:
     progress("preparing the float32 HF folder from the GGUF (once)")
     hf_folder = prepare_from_gguf(gguf_folder, gguf_name, VAR_DIR / "models" / SMOLLM2_NAME)
 
+    progress("re-quantizing the GGUF to Q8_0, as the portal serves it (once)")
+    q8_path = VAR_DIR / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
+    if not q8_path.is_file():
+        from ml.gguf_requant import requantize_q8_0
+
+        requantize_q8_0(gguf_path, q8_path)
+    q8_weights = gguf_bytes(q8_path)
+
     *timed, warm_up = rag_prompts(args.prompts)
     llama = LlamaEngine(gguf_path)
+    served = LlamaEngine(q8_path)
     hf = TransformersEngine(hf_folder, llama.chat.stop_ids)
     runs: dict[str, list[Run]] = {}
     prompts: dict[str, list[list[int]]] = {}
     busy: dict[str, float] = {}  # other processes' share of the CPU while an engine ran
-    for name, engine in (("llamacpp", llama), ("transformers", hf)):
+    for name, engine in (("llamacpp", llama), ("llamacpp_q8_0", served), ("transformers", hf)):
         prompts[name] = [engine.prompt(messages) for messages in timed]
         progress(f"{name}: warm-up")
         engine.run(engine.prompt(warm_up))
@@ -488,6 +498,12 @@ def main() -> None:
     best = max(bandwidth, key=bandwidth.get)
     limit = bandwidth[best] * 1e9 / weights["weight_bytes_per_token"]
     share = speed["llamacpp"]["decode_tokens_per_s"] / limit
+    q8_limit = bandwidth[best] * 1e9 / q8_weights["weight_bytes_per_token"]
+    q8_share = speed["llamacpp_q8_0"]["decode_tokens_per_s"] / q8_limit
+    q8_ratios = {
+        key: speed["llamacpp_q8_0"][key] / speed["transformers"][key]
+        for key in ("decode_tokens_per_s", "tokens_per_s_with_prefill")
+    }
     mean_context = sum(len(r.prompt) + r.steps / 2 for r in runs["llamacpp"]) / len(lengths)
 
     swaps = adapter_swaps(gguf_path, hf_folder, timed)
@@ -513,6 +529,10 @@ def main() -> None:
         "kv_bytes_per_token_mean_context": weights["kv_bytes_per_position"] * mean_context,
         "bandwidth_limit_tokens_per_s": limit,
         "bandwidth_share": share,
+        "q8_0_decode_ratio": q8_ratios["decode_tokens_per_s"],
+        "q8_0_with_prefill_ratio": q8_ratios["tokens_per_s_with_prefill"],
+        "q8_0_weight_bytes_per_token": q8_weights["weight_bytes_per_token"],
+        "q8_0_bandwidth_share": q8_share,
         **{f"swap_{key}": value for key, value in swaps.items()},
     }
 
@@ -527,7 +547,11 @@ def main() -> None:
         f"prompts {same_prompts}/{len(timed)}, answers {same_answers}/{len(timed)} "
         "(float32 vs Q4_1 weights; llama.cpp's penalty window is 64 tokens)",
     )
-    for name, label in (("transformers", "transformers float32"), ("llamacpp", "llama.cpp Q4_1")):
+    for name, label in (
+        ("transformers", "transformers float32"),
+        ("llamacpp", "llama.cpp Q4_1"),
+        ("llamacpp_q8_0", "llama.cpp Q8_0 (served)"),
+    ):
         s = speed[name]
         show(
             label,
@@ -540,6 +564,12 @@ def main() -> None:
         "llama.cpp / transformers",
         f"decode {decode_ratio:.1f}x  target >= 8x  {verdict(decode_ratio >= 8)} | with "
         f"prefill {prefill_ratio:.1f}x",
+    )
+    show(
+        "llama.cpp Q8_0 / transformers",
+        f"decode {q8_ratios['decode_tokens_per_s']:.1f}x | with prefill "
+        f"{q8_ratios['tokens_per_s_with_prefill']:.1f}x | bandwidth share {q8_share:.2f} "
+        f"({q8_weights['weight_bytes_per_token'] / 1e6:.1f} MB per token)",
     )
     show(
         "memory bandwidth (copy)",
