@@ -24,6 +24,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.imports = (
+    "workers.answers",
     "workers.documents",
     "workers.judging",
     "workers.references",
@@ -36,6 +37,12 @@ app.conf.beat_schedule = {
     "documents-requeue-stalled": {
         "task": "documents.requeue_stalled",
         "schedule": crontab(minute="*/10"),
+    },
+    # An answer whose web process died or hung mid-answer would show "generating" forever
+    # (opening or retrying it also fails it; this catches the ones nobody opens again).
+    "answers-fail-stale": {
+        "task": "answers.fail_stale",
+        "schedule": crontab(minute="*/5"),
     },
     # A judgement that failed (API down, rate limit) is tried again once its backoff is over.
     "judging-retry-failed": {

@@ -265,6 +265,23 @@ ANSWER_PASSAGES = env_int("ANSWER_PASSAGES", 4, minimum=1)
 ANSWER_FOCUS_SENTENCES = env_int("ANSWER_FOCUS_SENTENCES", 4, minimum=0)
 ANSWER_MIN_SIMILARITY = env_float("ANSWER_MIN_SIMILARITY", 0.35, minimum=-1, maximum=1)
 QUESTION_MAX_CHARS = env_int("QUESTION_MAX_CHARS", 2000, minimum=10)
+# Limits that keep one account from holding the model or the web threads (README "Limits").
+# Questions a user may start answering per minute; beyond it the question is kept, refused.
+ANSWER_RATE_PER_MINUTE = env_int("ANSWER_RATE_PER_MINUTE", 10, minimum=1)
+# Answers that may wait for the model in one web process while it writes another, and how
+# long each may wait; beyond either the question is kept with a "busy, try again" answer.
+GENERATION_QUEUE_MAX = env_int("GENERATION_QUEUE_MAX", 4, minimum=0)
+GENERATION_QUEUE_WAIT_SECONDS = env_int("GENERATION_QUEUE_WAIT_SECONDS", 60, minimum=1)
+# How long a second viewer of an answer being written (another tab, a reload) waits for it.
+ANSWER_WAIT_SECONDS = env_int("ANSWER_WAIT_SECONDS", 30, minimum=1)
+# A generating answer with no progress for this long is failed (its process died or hung).
+ANSWER_STALE_SECONDS = env_int("ANSWER_STALE_SECONDS", 180, minimum=10)
+if ANSWER_STALE_SECONDS <= GENERATION_QUEUE_WAIT_SECONDS:
+    raise ImproperEnv(
+        f"ANSWER_STALE_SECONDS ({ANSWER_STALE_SECONDS}) must be longer than "
+        f"GENERATION_QUEUE_WAIT_SECONDS ({GENERATION_QUEUE_WAIT_SECONDS}): an answer waiting "
+        "for the model would be failed as stale"
+    )
 ADAPTER_CHECK_SECONDS = env_int("ADAPTER_CHECK_SECONDS", 10, minimum=1)
 ADAPTER_WATCH = env_bool("ADAPTER_WATCH", True)  # follow the served adapter in a background thread
 ADAPTERS_DIR = VAR_DIR / "adapters"

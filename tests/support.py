@@ -217,3 +217,76 @@ def make_adapter(
         base_config=model.config.to_dict(),
         algorithm="random",
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_web(
+    env: dict[str, str], *, log: Path, workers: int = 1, threads: int = 4
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A real gunicorn (gthread, as the launcher runs it) on a free port; returns it and its
+    base URL once /healthz answers."""
+    import requests
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--timeout",
+            "300",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{base}/healthz", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(up, timeout=60, message="the web server")
+    except BaseException:
+        stop(server)
+        raise
+    return server, base
+
+
+def web_login(base: str, username: str):  # -> requests.Session
+    """A requests session signed in as ``username`` (password "pw-<username>", as
+    make_user sets it), sending the CSRF token on every request."""
+    import re
+
+    import requests
+
+    session = requests.Session()
+    page = session.get(f"{base}/accounts/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    session.post(
+        f"{base}/accounts/login/",
+        data={"username": username, "password": f"pw-{username}", "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/accounts/login/"},
+        timeout=10,
+    )
+    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
+    session.headers["Referer"] = base
+    return session

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,58 @@ _generator_lock = threading.Lock()
 _watcher: threading.Thread | None = None
 _swap_lock = threading.Lock()
 _prepare_lock = threading.Lock()
+
+
+class ModelBusy(RuntimeError):
+    """This process's model has as many answers waiting as it may (GENERATION_QUEUE_MAX),
+    or the wait ran past GENERATION_QUEUE_WAIT_SECONDS. The question is kept."""
+
+
+class ModelQueue:
+    """One answer at a time on this process's model, with a bounded line in front of it:
+    a caller beyond ``max_waiting`` is refused at once and a waiter gives up after
+    ``timeout`` seconds, so answers never hold the web threads in an unbounded wait."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._busy = False
+        self._waiting = 0
+
+    @contextmanager
+    def turn(self, *, max_waiting: int, timeout: float) -> Iterator[float]:
+        """Holds the model for the block; yields the seconds spent waiting for it."""
+        started = time.monotonic()
+        with self._condition:
+            if self._busy or self._waiting:
+                if self._waiting >= max_waiting:
+                    raise ModelBusy(f"{self._waiting} answers are already waiting for the model")
+                self._waiting += 1
+                try:
+                    free = self._condition.wait_for(lambda: not self._busy, timeout)
+                finally:
+                    self._waiting -= 1
+                if not free:
+                    raise ModelBusy(f"the model stayed busy for {timeout:g} s")
+            self._busy = True
+        try:
+            yield time.monotonic() - started
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
+
+
+_model_queue = ModelQueue()
+
+
+@contextmanager
+def model_turn() -> Iterator[float]:
+    """This process's model for one answer, within the limits the settings give; yields the
+    seconds spent waiting (they belong in the answer's timings). Raises ModelBusy."""
+    with _model_queue.turn(
+        max_waiting=settings.GENERATION_QUEUE_MAX, timeout=settings.GENERATION_QUEUE_WAIT_SECONDS
+    ) as waited:
+        yield waited
 
 
 def gguf_model_path() -> Path:

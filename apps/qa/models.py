@@ -82,8 +82,14 @@ class Answer(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=16, blank=True)
+    queue_ms = models.FloatField(
+        null=True, blank=True, help_text="Time spent waiting for this process's model."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Moved while an answer is generated; one with no progress for ANSWER_STALE_SECONDS is
+    # failed by the sweep (its process died or was cut off).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -91,6 +97,15 @@ class Answer(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["adapter_version"]),
+        ]
+        constraints = [
+            # One answer being written per user at a time: the claim that would make a
+            # second one fails here, whatever process or thread tries it.
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status="generating"),
+                name="qa_one_generating_answer_per_user",
+            )
         ]
 
     def __str__(self) -> str:

