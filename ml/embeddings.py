@@ -63,6 +63,45 @@ class SentenceTransformerEmbedder:
         return vectors.astype(np.float32, copy=False)
 
 
+class RememberingEmbedder:
+    """An embedder that keeps the vectors of the last ``size`` texts it embedded: the
+    sentences of the passages a prompt is focused on come back question after question (the
+    same pages answer many questions), and embedding them is most of an answer's work
+    besides the model."""
+
+    def __init__(self, embedder: Embedder, *, size: int = 50_000):
+        from collections import OrderedDict
+
+        self.embedder = embedder
+        self.name, self.dimensions = embedder.name, embedder.dimensions
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        fresh = self.embedder.embed(missing) if missing else None
+        with self._lock:
+            for text, vector in zip(missing, fresh if fresh is not None else [], strict=True):
+                self._vectors[text] = vector
+            rows = []
+            for text in texts:
+                vector = self._vectors.get(text)
+                if vector is None:  # evicted by another thread meanwhile: embed it alone
+                    vector = self.embedder.embed([text])[0]
+                self._vectors[text] = vector
+                self._vectors.move_to_end(text)
+                rows.append(vector)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        if not rows:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return np.stack(rows).astype(np.float32, copy=False)
+
+
 _cache: dict[tuple[str, int], SentenceTransformerEmbedder] = {}
 _cache_lock = threading.Lock()
 

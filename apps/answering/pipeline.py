@@ -153,9 +153,9 @@ def retrieve(question: str, context: str = "") -> list[SearchHit]:
     text lets the longer, earlier question drown the follow-up's own subject.)"""
     if not context:
         return search_chunks(query=question, k=settings.ANSWER_PASSAGES)
-    from apps.documents.embedding import get_embedder
+    from apps.documents.embedding import remembering_embedder
 
-    vectors = get_embedder().embed([question, context])
+    vectors = remembering_embedder().embed([question, context])
     vector = vectors.mean(axis=0)
     vector /= np.linalg.norm(vector) or 1.0
     return search_chunks(
@@ -176,9 +176,11 @@ def prompt_messages(question: str, passages: list[Passage]) -> tuple[list[dict[s
     passage's number and source), else the whole passages."""
     if settings.ANSWER_FOCUS_SENTENCES <= 0 or not passages:
         return build_messages(question, passages), TEMPLATE_VERSION
-    from apps.documents.embedding import get_embedder
+    from apps.documents.embedding import remembering_embedder
 
-    focused = focus(question, passages, get_embedder().embed, limit=settings.ANSWER_FOCUS_SENTENCES)
+    focused = focus(
+        question, passages, remembering_embedder().embed, limit=settings.ANSWER_FOCUS_SENTENCES
+    )
     return build_messages(question, focused), FOCUSED_TEMPLATE_VERSION
 
 

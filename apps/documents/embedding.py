@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.documents.models import EMBEDDING_DIMENSIONS
-from ml.embeddings import SentenceTransformerEmbedder, load_embedder
+from ml.embeddings import RememberingEmbedder, SentenceTransformerEmbedder, load_embedder
 
 
 def get_embedder() -> SentenceTransformerEmbedder:
@@ -14,6 +14,19 @@ def get_embedder() -> SentenceTransformerEmbedder:
         expected_dimensions=EMBEDDING_DIMENSIONS,
         batch_size=settings.EMBEDDING_BATCH_SIZE,
     )
+
+
+_remembering: RememberingEmbedder | None = None
+
+
+def remembering_embedder() -> RememberingEmbedder:
+    """The embedder for questions and passage sentences at answer time (search, focused
+    prompts, evidence): it remembers what it has embedded, so a question is embedded once
+    per answer and a passage's sentences once per process, not once per question."""
+    global _remembering
+    if _remembering is None:
+        _remembering = RememberingEmbedder(get_embedder())
+    return _remembering
 
 
 def passage_text(*, section: str, section_title: str, text: str) -> str:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
-from apps.documents.embedding import get_embedder
+from apps.documents.embedding import remembering_embedder
 from apps.documents.models import Chunk, Document, Page
 from ml.parsing import tesseract_ocr
 
@@ -225,7 +225,7 @@ def search_chunks(
     if not query:
         return []
     k = max(1, min(k, 100))
-    vector = query_vector if query_vector is not None else get_embedder().embed([query])[0]
+    vector = query_vector if query_vector is not None else remembering_embedder().embed([query])[0]
     sql, params = search_statement(
         query=query, vector=vector, k=k, document_ids=document_ids, candidates=candidates
     )

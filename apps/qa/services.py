@@ -289,14 +289,14 @@ def _evidence(record: AnswerRecord) -> list[Evidence]:
     """The supporting sentences of each passage the answer cites (none for a decline)."""
     if record.declined or not record.citations:
         return []
-    from apps.documents.embedding import get_embedder
+    from apps.documents.embedding import remembering_embedder
 
     return find_evidence(
         answer=record.text,
         citations=record.citations,
         shown=prompt_passages(record.prompt_messages),
         passages=selectors.chunk_texts([c["chunk_id"] for c in record.citations]),
-        embed=get_embedder().embed,
+        embed=remembering_embedder().embed,
     )
 
 
