@@ -214,6 +214,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- Documents and models -----------------------------------------------------------------
 DOCUMENT_MAX_BYTES = env_int("DOCUMENT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 DOCUMENT_MAX_PAGES = env_int("DOCUMENT_MAX_PAGES", 5000, minimum=1)
+# A document queued this long has its ingest message sent again (it was lost to a broker
+# outage); a duplicate of a message that was only waiting is a no-op.
+DOCUMENT_QUEUED_RESEND_MINUTES = env_int("DOCUMENT_QUEUED_RESEND_MINUTES", 15, minimum=1)
 # Files one upload request may carry; the rest are refused, by name, before being read.
 DOCUMENT_UPLOAD_MAX_FILES = env_int("DOCUMENT_UPLOAD_MAX_FILES", 20, minimum=1)
 # An ingest whose worker died this many times fails with the reason instead of looping.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 
@@ -31,3 +33,12 @@ def ingest_document(document_id: int) -> str:
 )
 def requeue_stalled() -> int:
     return services.documents_requeue_stalled()
+
+
+@shared_task(
+    name="documents.resend_queued", queue=DEFAULT_QUEUE, soft_time_limit=60, time_limit=120
+)
+def resend_queued() -> int:
+    return services.documents_resend_queued(
+        queued_for=timedelta(minutes=settings.DOCUMENT_QUEUED_RESEND_MINUTES)
+    )

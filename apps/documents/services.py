@@ -16,10 +16,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Max, QuerySet, Value
+from django.db.models import Max, Q, QuerySet, Value
 from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from apps.documents.embedding import get_embedder, passage_text
 from apps.documents.models import Chunk, Document, Page
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # Transient failures: the ingest goes back to the queue instead of failing the document.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+# What sending a task raises while the broker is down.
+BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
 EMBED_BATCH_CHUNKS = 64
 STALLED_AFTER = timedelta(minutes=5)
 
@@ -46,6 +50,9 @@ STALLED_AFTER = timedelta(minutes=5)
 class UploadResult:
     document: Document
     created: bool
+    # The ingest message could not be sent (broker down): the document stays queued and
+    # the queued-ingest sweep sends it once the broker is back.
+    send_failed: bool = False
 
 
 def document_upload(
@@ -61,7 +68,8 @@ def document_upload(
     The same content twice returns the existing document (``created`` False). A file that
     cannot be accepted (empty, oversized, wrong type) still gets a record with a clear
     ``error`` so the uploader sees why; it is not stored and nothing else changes.
-    Ingestion is queued after the transaction commits.
+    Ingestion is queued after the transaction commits; a broker that is down then does
+    not turn the upload into an error (see ``send_failed``).
     """
     name = Path(filename).name or "unnamed"
     spool_dir = settings.VAR_DIR / "tmp"
@@ -107,10 +115,12 @@ def document_upload(
                 f"{sha256[:2]}/{sha256}/{get_valid_filename(name)}", File(spool), save=False
             )
             document.status = Document.Status.QUEUED
+            document.heartbeat_at = timezone.now()  # when it was queued, for the sweep
             document.save()
+            sent: list[bool] = []
             if enqueue:
-                _enqueue_ingest(document.pk)
-    return UploadResult(document, created=True)
+                _enqueue_ingest(document.pk, sent=sent)
+    return UploadResult(document, created=True, send_failed=sent == [False])
 
 
 def _new_version(*, name: str, title: str, uploaded_by: AbstractBaseUser | None) -> Document:
@@ -136,10 +146,31 @@ def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
-def _enqueue_ingest(document_id: int) -> None:
-    from workers.documents import ingest_document
+def _enqueue_ingest(document_id: int, *, sent: list[bool] | None = None) -> None:
+    """Sends the ingest message once the transaction commits. With the broker down the
+    failure is logged, not raised (the commit is done; an error now would only turn the
+    request into a 500): the document stays queued and the queued-ingest sweep sends it
+    again. ``sent`` receives whether it went, where the caller wants to tell the user."""
 
-    transaction.on_commit(lambda: ingest_document.delay(document_id))
+    def send() -> None:
+        from workers.documents import ingest_document
+
+        try:
+            ingest_document.delay(document_id)
+        except BROKER_ERRORS:
+            logger.warning(
+                "the ingest of document %s could not be queued (broker down); "
+                "the queued-ingest sweep sends it again",
+                document_id,
+                exc_info=True,
+            )
+            if sent is not None:
+                sent.append(False)
+            return
+        if sent is not None:
+            sent.append(True)
+
+    transaction.on_commit(send)
 
 
 class ClaimLost(Exception):
@@ -393,7 +424,13 @@ def document_requeue(*, document_id: int) -> bool:
                 ],
             )
             .exclude(file="")
-            .update(status=Document.Status.QUEUED, error="", pages_done=0, ingest_stalls=0)
+            .update(
+                status=Document.Status.QUEUED,
+                error="",
+                pages_done=0,
+                ingest_stalls=0,
+                heartbeat_at=timezone.now(),
+            )
         )
         if updated:
             _enqueue_ingest(document_id)
@@ -413,6 +450,28 @@ def documents_requeue_stalled(*, stalled_after: timedelta = STALLED_AFTER) -> in
         ).values_list("pk", flat=True)
     )
     return sum(_requeue_stalled(document_id=pk, cutoff=cutoff) for pk in stalled)
+
+
+def documents_resend_queued(*, queued_for: timedelta) -> int:
+    """Sends the ingest message again for documents queued longer than ``queued_for``: its
+    message was lost (the broker was down when it was sent, or lost its data). A message
+    that was only waiting behind others becomes a duplicate, which the claim makes a
+    no-op. Returns how many were sent."""
+    cutoff = timezone.now() - queued_for
+    with transaction.atomic():
+        waiting = list(
+            Document.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at=None, created_at__lt=cutoff),
+                status=Document.Status.QUEUED,
+            )
+            .exclude(file="")
+            .values_list("pk", flat=True)
+        )
+        Document.objects.filter(pk__in=waiting).update(heartbeat_at=timezone.now())
+        for pk in waiting:
+            _enqueue_ingest(pk)
+    return len(waiting)
 
 
 @transaction.atomic
@@ -440,6 +499,7 @@ def _requeue_stalled(*, document_id: int, cutoff: datetime) -> bool:
         return False
     document.status = Document.Status.QUEUED
     document.error = ""
+    document.heartbeat_at = timezone.now()  # now: when it was queued again
     document.save()
     _enqueue_ingest(document.pk)
     return True

@@ -88,6 +88,12 @@ def _upload(request: HttpRequest, limits: uploads.DocumentUploadLimits) -> HttpR
                 messages.info(request, f"“{upload_name(document)}” is already in the library.")
             elif document.status == Document.Status.FAILED:
                 messages.error(request, f"“{document.filename}” was not accepted: {document.error}")
+            elif result.send_failed:
+                messages.warning(
+                    request,
+                    f"“{document.filename}” is queued; its ingestion will start when the "
+                    "workers are back.",
+                )
             else:
                 messages.success(request, f"“{document.filename}” is queued for ingestion.")
         if len(results) == 1 and not limits.refused:

@@ -105,3 +105,44 @@ def test_a_worker_killed_mid_ingest_leaves_the_published_version_and_is_picked_u
     assert document.ingest_attempt == 2 and document.ingest_stalls == 1
     assert Chunk.objects.filter(document=document).count() == document.chunks_count > 0
     assert set(Chunk.objects.filter(document=document).values_list("attempt", flat=True)) == {2}
+
+
+def test_an_upload_while_the_broker_is_down_answers_and_is_ingested_once_it_is_back(
+    embedded_redis, small_pdf: bytes
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from apps.documents import services
+
+    if embedded_redis is None:
+        pytest.skip("REDIS_URL names a Redis this suite does not run")
+    client = Client()
+    client.force_login(support.make_user("sam", "smes"))
+    embedded_redis.stop()
+    try:
+        response = client.post(
+            "/documents/upload/",
+            {"files": SimpleUploadedFile("criteria.pdf", small_pdf)},
+            follow=True,
+        )
+        assert response.status_code == 200
+        shown = " ".join(str(m) for m in response.context["messages"])
+        assert "“criteria.pdf” is queued; its ingestion will start when the workers are back." in (
+            shown
+        )
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["broker"] == "unavailable"
+    finally:
+        embedded_redis.start()
+    document = Document.objects.get(filename="criteria.pdf")
+    assert document.status == "queued"
+    # The sweep (every few minutes) sends its message again: here, as if the time had passed.
+    assert services.documents_resend_queued(queued_for=timedelta(0)) == 1
+    support.wait_for(
+        lambda: _status(document.pk) in {"ready", "failed"},
+        timeout=120,
+        message="ingest after the outage",
+    )
+    document.refresh_from_db()
+    assert document.status == "ready" and document.is_current, document.error

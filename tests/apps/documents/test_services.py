@@ -346,3 +346,15 @@ def test_an_ingest_over_its_time_limit_fails_with_the_reason(
     assert document.status == Document.Status.FAILED
     assert document.error.startswith("Ingestion took longer than the 30-minute limit")
     assert not Page.objects.filter(document=document).exists()
+
+
+def test_documents_left_queued_are_sent_again_and_an_admin_retry_takes_them(
+    small_pdf: bytes,
+):
+    stranded = support.upload("stranded.pdf", small_pdf, enqueue=False).document
+    fresh = support.upload("fresh.md", b"# Fresh\n\nText.\n", enqueue=False).document
+    Document.objects.filter(pk=stranded.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert services.documents_resend_queued(queued_for=timedelta(minutes=15)) == 1
+    assert services.documents_resend_queued(queued_for=timedelta(minutes=15)) == 0  # just sent
+    assert services.document_requeue(document_id=fresh.pk)  # the admin's retry of a queued one
+    assert services.document_ingest(document_id=stranded.pk).status == Document.Status.READY
