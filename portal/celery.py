@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import TYPE_CHECKING, Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.schedules import crontab
 from kombu import Queue
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -19,10 +24,69 @@ GPU_QUEUE = "gpu"
 QUEUES = (DEFAULT_QUEUE, INGEST_QUEUE, JUDGE_QUEUE, NIGHTLY_QUEUE, GPU_QUEUE)
 CPU_QUEUES = (DEFAULT_QUEUE, INGEST_QUEUE, JUDGE_QUEUE, NIGHTLY_QUEUE)
 
+logger = logging.getLogger(__name__)
+
+# Every worker writes, this often, one key per queue it consumes; a key lives three beats,
+# so /healthz can tell which queues have a worker that answered recently.
+WORKER_HEARTBEAT_SECONDS = 20
+WORKER_HEARTBEAT_TTL_SECONDS = 3 * WORKER_HEARTBEAT_SECONDS
+
+
+def worker_heartbeat_key(queue: str) -> str:
+    return f"plumbline:worker-alive:{queue}"
+
+
+def redis_client(*, timeout: float = 2.0) -> Redis:
+    """A client of the Redis the broker runs on (REDIS_URL), failing fast when it is down."""
+    from django.conf import settings
+    from redis import Redis
+
+    return Redis.from_url(
+        settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Writes the worker's liveness for each queue it consumes. The timer runs in the
+    worker's main process, so a worker busy with a long task still counts as alive (its
+    task has its own time limit); a dead or stopped one expires within the TTL."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.tref = None
+
+    def start(self, worker: Any) -> None:
+        queues = sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
+        self.beat(worker.hostname, queues)
+        self.tref = worker.timer.call_repeatedly(
+            WORKER_HEARTBEAT_SECONDS, self.beat, (worker.hostname, queues)
+        )
+
+    def stop(self, worker: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+
+    @staticmethod
+    def beat(hostname: str, queues: list[str]) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            with redis_client() as client:
+                pipe = client.pipeline()
+                for queue in queues:
+                    pipe.set(worker_heartbeat_key(queue), hostname, ex=WORKER_HEARTBEAT_TTL_SECONDS)
+                pipe.execute()
+        except RedisError as exc:  # the broker is down: the worker reconnects on its own
+            logger.warning("worker heartbeat not written: %s", exc)
+
+
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = DEFAULT_QUEUE
+app.steps["worker"].add(WorkerHeartbeat)
 app.conf.imports = (
     "workers.answers",
     "workers.documents",
@@ -45,6 +109,11 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute="*/5"),
     },
     # A judgement that failed (API down, rate limit) is tried again once its backoff is over.
+    # An ingest message lost to a broker outage leaves its document "queued"; send it again.
+    "documents-resend-queued": {
+        "task": "documents.resend_queued",
+        "schedule": crontab(minute="*/5"),
+    },
     "judging-retry-failed": {
         "task": "judging.retry_failed",
         "schedule": crontab(minute="*/15"),

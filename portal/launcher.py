@@ -2,8 +2,9 @@
 
 The launcher holds the embedded PostgreSQL open, starts the embedded Redis, and runs
 gunicorn, a CPU Celery worker, a GPU-queue worker (concurrency 1) and Celery beat as
-children that get DATABASE_URL and REDIS_URL in their environment. Ctrl-C (or SIGTERM, or
-any child dying) stops them all.
+children that get DATABASE_URL and REDIS_URL in their environment. A worker or beat that
+exits is started again, with a growing delay, and the log says how it ended; the web
+server exiting, Ctrl-C or SIGTERM stops them all within a few seconds.
 """
 
 from __future__ import annotations
@@ -21,12 +22,37 @@ from pathlib import Path
 from portal.celery import CPU_QUEUES, GPU_QUEUE
 from portal.embedded import EmbeddedRedis
 
+# Celery's warm shutdown waits for running tasks; they are redelivered (late acks) and
+# their claims and sweeps take them over, so waiting longer than this buys nothing.
+STOP_GRACE_SECONDS = 5.0
+RESTART_DELAY_MAX_SECONDS = 60.0
+# A child that ran this long before it exited starts again after the shortest delay.
+RESTART_RESET_AFTER_SECONDS = 120.0
+
 
 @dataclass
 class Child:
     name: str
     argv: list[str]
+    restart: bool = False  # started again when it exits (workers, beat); else the portal stops
     process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    restart_at: float | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(self.argv, env=env)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+
+def _how_it_ended(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 @dataclass
@@ -114,6 +140,7 @@ class Launcher:
                     "--loglevel",
                     "INFO",
                 ],
+                restart=True,
             ),
             Child(
                 "gpu-worker",
@@ -131,6 +158,7 @@ class Launcher:
                     "--loglevel",
                     "INFO",
                 ],
+                restart=True,
             ),
             Child(
                 "beat",
@@ -144,6 +172,7 @@ class Launcher:
                     "--loglevel",
                     "INFO",
                 ],
+                restart=True,
             ),
         ]
 
@@ -154,28 +183,56 @@ class Launcher:
 
         def request_stop(signum: int, frame: object) -> None:
             nonlocal stopping
+            if stopping:  # a second Ctrl-C: no grace at all
+                self.stop(grace=0)
+                raise SystemExit(130)
             stopping = True
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         for child in self.children:
-            child.process = subprocess.Popen(child.argv, env=env)
+            child.start(env)
         on_ready()
         exit_code = 0
         while not stopping:
             for child in self.children:
-                assert child.process is not None
-                code = child.process.poll()
-                if code is not None:
-                    self.log(f"{child.name} exited with code {code}; stopping the portal.")
-                    exit_code = code or 1
+                if self._supervise(child, env):
+                    assert child.process is not None
+                    exit_code = child.process.returncode or 1
                     stopping = True
                     break
-            time.sleep(0.5)
+            time.sleep(0.2)
         self.stop()
         return exit_code
 
-    def stop(self, grace: float = 20) -> None:
+    def _supervise(self, child: Child, env: dict[str, str]) -> bool:
+        """Restarts ``child`` once its delay is over if it exited; True when its exit
+        stops the portal."""
+        now = time.monotonic()
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                self.log(f"starting {child.name} again (restart {child.restarts}).")
+                child.start(env)
+            return False
+        assert child.process is not None
+        code = child.process.poll()
+        if code is None:
+            return False
+        if not child.restart:
+            self.log(f"{child.name} {_how_it_ended(code)}; stopping the portal.")
+            return True
+        if now - child.started_at >= RESTART_RESET_AFTER_SECONDS:
+            child.restarts = 0
+        delay = min(RESTART_DELAY_MAX_SECONDS, 2.0**child.restarts)
+        child.restarts += 1
+        child.restart_at = now + delay
+        self.log(
+            f"{child.name} {_how_it_ended(code)} after {now - child.started_at:.0f} s; "
+            f"starting it again in {delay:.0f} s (see its last lines above)."
+        )
+        return False
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM to every child, then SIGKILL to whatever of the whole process tree is
         still alive after ``grace`` seconds: no orphaned web or pool worker survives."""
         import psutil

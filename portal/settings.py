@@ -214,6 +214,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- Documents and models -----------------------------------------------------------------
 DOCUMENT_MAX_BYTES = env_int("DOCUMENT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 DOCUMENT_MAX_PAGES = env_int("DOCUMENT_MAX_PAGES", 5000, minimum=1)
+# A document queued this long has its ingest message sent again (it was lost to a broker
+# outage); a duplicate of a message that was only waiting is a no-op.
+DOCUMENT_QUEUED_RESEND_MINUTES = env_int("DOCUMENT_QUEUED_RESEND_MINUTES", 15, minimum=1)
+# Files one upload request may carry; the rest are refused, by name, before being read.
+DOCUMENT_UPLOAD_MAX_FILES = env_int("DOCUMENT_UPLOAD_MAX_FILES", 20, minimum=1)
+# An ingest whose worker died this many times fails with the reason instead of looping.
+DOCUMENT_INGEST_MAX_STALLS = env_int("DOCUMENT_INGEST_MAX_STALLS", 3, minimum=1)
+# Seconds one ingest may run: then it fails with the reason (Celery's soft limit); a minute
+# later its worker process is killed (the hard limit) and the stalled-ingest sweep takes over.
+DOCUMENT_INGEST_TIME_LIMIT = env_int("DOCUMENT_INGEST_TIME_LIMIT", 3600, minimum=10)
 # Folder ingested by ``manage.py up`` on first run when it exists (the demo corpus).
 DEMO_CORPUS_DIR = env_path("PORTAL_DEMO_CORPUS", BASE_DIR.parent / "shared" / "corpus")
 # Imported as the validation reference set on first run when it exists.

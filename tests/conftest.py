@@ -52,21 +52,29 @@ def tiny_gguf(tiny_model: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """The real Redis the settings name: embedded (started here) unless REDIS_URL is set."""
+def embedded_redis() -> Iterator[object | None]:
+    """The embedded Redis (started here), or None when REDIS_URL names another one."""
     from django.conf import settings
 
     from portal.embedded import EmbeddedRedis
 
     if not settings.EMBEDDED_REDIS:
-        yield settings.REDIS_URL
+        yield None
         return
     server = EmbeddedRedis(settings.VAR_DIR)
     server.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(embedded_redis: object | None) -> str:
+    """The real Redis the settings name: embedded (started here) unless REDIS_URL is set."""
+    from django.conf import settings
+
+    return embedded_redis.url if embedded_redis is not None else settings.REDIS_URL  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -157,7 +157,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
     # What is searched changes with these two, so viewing documents is not enough.
     @admin.action(
-        description="Retry ingestion of the selected failed or stalled documents",
+        description="Retry ingestion of the selected failed, stalled or still-queued documents",
         permissions=["change"],
     )
     def retry_ingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:

@@ -51,6 +51,12 @@ class Document(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The owner token of the ingest that holds the claim: each claim takes the next number,
+    # and a worker writes, publishes or cleans up only while the row still carries its own.
+    ingest_attempt = models.PositiveIntegerField(default=0)
+    # How many times an ingest stopped sending heartbeats (its worker died) since the last
+    # upload or manual retry; at INGEST_MAX_STALLS the document fails instead of looping.
+    ingest_stalls = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["title", "-version"]
@@ -87,11 +93,16 @@ class Page(models.Model):
     char_count = models.PositiveIntegerField(default=0)
     has_text_layer = models.BooleanField(default=True)
     ocr = models.BooleanField(default=False, help_text="Text recognised from the page image.")
+    # The ingest attempt that wrote the row (Document.ingest_attempt), so that a worker
+    # that lost its claim deletes only its own rows, never another attempt's.
+    attempt = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["document", "number"]
         constraints = [
-            models.UniqueConstraint(fields=["document", "number"], name="unique_page_number")
+            models.UniqueConstraint(
+                fields=["document", "attempt", "number"], name="unique_page_number"
+            )
         ]
 
     def __str__(self) -> str:
@@ -113,11 +124,14 @@ class Chunk(models.Model):
     # Denormalised from the document so both indexes can be partial: superseded versions
     # and half-ingested documents are never searched.
     searchable = models.BooleanField(default=False)
+    attempt = models.PositiveIntegerField(default=0)  # as Page.attempt
 
     class Meta:
         ordering = ["document", "ordinal"]
         constraints = [
-            models.UniqueConstraint(fields=["document", "ordinal"], name="unique_chunk_ordinal")
+            models.UniqueConstraint(
+                fields=["document", "attempt", "ordinal"], name="unique_chunk_ordinal"
+            )
         ]
         indexes = [
             HnswIndex(

@@ -5,20 +5,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Max, QuerySet, Value
+from django.db.models import Max, Q, QuerySet, Value
 from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from apps.documents.embedding import get_embedder, passage_text
 from apps.documents.models import Chunk, Document, Page
@@ -37,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # Transient failures: the ingest goes back to the queue instead of failing the document.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+# What sending a task raises while the broker is down.
+BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
 EMBED_BATCH_CHUNKS = 64
 STALLED_AFTER = timedelta(minutes=5)
 
@@ -45,6 +50,9 @@ STALLED_AFTER = timedelta(minutes=5)
 class UploadResult:
     document: Document
     created: bool
+    # The ingest message could not be sent (broker down): the document stays queued and
+    # the queued-ingest sweep sends it once the broker is back.
+    send_failed: bool = False
 
 
 def document_upload(
@@ -60,7 +68,8 @@ def document_upload(
     The same content twice returns the existing document (``created`` False). A file that
     cannot be accepted (empty, oversized, wrong type) still gets a record with a clear
     ``error`` so the uploader sees why; it is not stored and nothing else changes.
-    Ingestion is queued after the transaction commits.
+    Ingestion is queued after the transaction commits; a broker that is down then does
+    not turn the upload into an error (see ``send_failed``).
     """
     name = Path(filename).name or "unnamed"
     spool_dir = settings.VAR_DIR / "tmp"
@@ -106,10 +115,12 @@ def document_upload(
                 f"{sha256[:2]}/{sha256}/{get_valid_filename(name)}", File(spool), save=False
             )
             document.status = Document.Status.QUEUED
+            document.heartbeat_at = timezone.now()  # when it was queued, for the sweep
             document.save()
+            sent: list[bool] = []
             if enqueue:
-                _enqueue_ingest(document.pk)
-    return UploadResult(document, created=True)
+                _enqueue_ingest(document.pk, sent=sent)
+    return UploadResult(document, created=True, send_failed=sent == [False])
 
 
 def _new_version(*, name: str, title: str, uploaded_by: AbstractBaseUser | None) -> Document:
@@ -135,61 +146,157 @@ def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
-def _enqueue_ingest(document_id: int) -> None:
-    from workers.documents import ingest_document
+def _enqueue_ingest(document_id: int, *, sent: list[bool] | None = None) -> None:
+    """Sends the ingest message once the transaction commits. With the broker down the
+    failure is logged, not raised (the commit is done; an error now would only turn the
+    request into a 500): the document stays queued and the queued-ingest sweep sends it
+    again. ``sent`` receives whether it went, where the caller wants to tell the user."""
 
-    transaction.on_commit(lambda: ingest_document.delay(document_id))
+    def send() -> None:
+        from workers.documents import ingest_document
+
+        try:
+            ingest_document.delay(document_id)
+        except BROKER_ERRORS:
+            logger.warning(
+                "the ingest of document %s could not be queued (broker down); "
+                "the queued-ingest sweep sends it again",
+                document_id,
+                exc_info=True,
+            )
+            if sent is not None:
+                sent.append(False)
+            return
+        if sent is not None:
+            sent.append(True)
+
+    transaction.on_commit(send)
+
+
+class ClaimLost(Exception):
+    """The ingest's claim moved on (the sweep or an admin re-queued the document)."""
+
+
+@dataclass(frozen=True)
+class IngestClaim:
+    """The right to ingest one document, held by one attempt (the owner token)."""
+
+    document_id: int
+    attempt: int
+
+    def owned(self) -> QuerySet[Document]:
+        return Document.objects.filter(
+            pk=self.document_id, ingest_attempt=self.attempt, status=Document.Status.PROCESSING
+        )
+
+    def beat(self, **progress: object) -> None:
+        """Moves the heartbeat (and saves ``progress``) while the claim is still this
+        attempt's; raises ClaimLost otherwise, so a worker that lost it stops writing."""
+        if not self.owned().update(heartbeat_at=timezone.now(), **progress):
+            raise ClaimLost
 
 
 def document_ingest(*, document_id: int) -> Document:
     """Parses, chunks and embeds one queued document, then makes it the searched version.
 
     Safe to run twice: only the call that moves the row from queued to processing does the
-    work. Progress (pages done / total) is saved as batches finish. On a bad file the
-    document is marked failed with the reason and its partial pages and chunks are removed;
-    the previous version stays searchable throughout.
+    work, and that claim carries an attempt number. Every page and chunk is written under
+    it, and the heartbeat (once per OCR'd page and per embedded batch) checks it: an
+    attempt that lost its claim (the stalled-ingest sweep gave the document to another
+    worker) stops and deletes only its own rows. On a bad file the document is marked
+    failed with the reason; the previous version stays searchable throughout.
     """
-    claimed = Document.objects.filter(pk=document_id, status=Document.Status.QUEUED).update(
-        status=Document.Status.PROCESSING,
-        started_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-        error="",
-        pages_done=0,
-    )
-    document = Document.objects.get(pk=document_id)
-    if not claimed:
-        return document
+    with transaction.atomic():
+        document = (
+            Document.objects.select_for_update()
+            .filter(pk=document_id, status=Document.Status.QUEUED)
+            .first()
+        )
+        if document is not None:
+            now = timezone.now()
+            document.status = Document.Status.PROCESSING
+            document.ingest_attempt += 1
+            document.started_at = document.heartbeat_at = now
+            document.error = ""
+            document.pages_done = 0
+            document.save(
+                update_fields=[
+                    "status",
+                    "ingest_attempt",
+                    "started_at",
+                    "heartbeat_at",
+                    "error",
+                    "pages_done",
+                ]
+            )
+    if document is None:
+        return Document.objects.get(pk=document_id)
+    claim = IngestClaim(document_id=document.pk, attempt=document.ingest_attempt)
     try:
-        _ingest(document)
+        _ingest(document, claim)
+    except ClaimLost:
+        logger.warning(
+            "ingest attempt %s of document %s lost its claim; its rows are removed",
+            claim.attempt,
+            claim.document_id,
+        )
+        _discard_attempt(claim)
     except TRANSIENT_ERRORS:
-        _discard_partial(document.pk)
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.QUEUED)
+        _discard_attempt(claim)
+        claim.owned().update(status=Document.Status.QUEUED)
         raise
+    except SoftTimeLimitExceeded:
+        minutes = settings.DOCUMENT_INGEST_TIME_LIMIT / 60
+        _fail(
+            claim,
+            f"Ingestion took longer than the {minutes:.0f}-minute limit: the file may be too "
+            "large or malformed.",
+        )
     except DocumentError as exc:
-        _fail(document.pk, _sentence(str(exc)))
+        _fail(claim, _sentence(str(exc)))
     except Exception as exc:
         logger.exception("ingest of document %s failed", document.pk)
-        _fail(document.pk, f"Ingestion failed unexpectedly ({type(exc).__name__}: {exc}).")
+        _fail(claim, f"Ingestion failed unexpectedly ({type(exc).__name__}: {exc}).")
     document.refresh_from_db()
     return document
 
 
-def _ingest(document: Document) -> None:
+def _beating(ocr: Callable[[Path, int], str], claim: IngestClaim) -> Callable[[Path, int], str]:
+    """``ocr`` with a heartbeat before each page: one page can take a minute to read."""
+
+    def recognise(path: Path, index: int) -> str:
+        claim.beat()
+        return ocr(path, index)
+
+    return recognise
+
+
+def _ingest(document: Document, claim: IngestClaim) -> None:
     if not document.file:
         raise DocumentError("the stored file is missing")
     path = Path(document.file.path)
     if not path.exists():
         raise DocumentError("the stored file is missing from the server's storage")
-    _discard_partial(document.pk)  # leftovers of an attempt that died
     ocr = tesseract_ocr() if settings.OCR_ENABLED else None
-    pages = extract_pages(path, document.kind, max_pages=settings.DOCUMENT_MAX_PAGES, ocr=ocr)
+    pages = extract_pages(
+        path,
+        document.kind,
+        max_pages=settings.DOCUMENT_MAX_PAGES,
+        ocr=_beating(ocr, claim) if ocr is not None else None,
+    )
     chunks = chunk_pages(pages, kind=document.kind)
     if not chunks:
         raise DocumentError("no text could be found in the document (a scan without OCR?)")
     title = read_title(path, document.kind)
+    claim.beat(
+        pages_total=len(pages),
+        pages_without_text=sum(1 for page in pages if not page.has_text_layer and not page.ocr),
+        **({"title": title} if title and document.version == 1 else {}),
+    )
     Page.objects.bulk_create(
         Page(
             document=document,
+            attempt=claim.attempt,
             number=page.number,
             label=page.label,
             char_count=len(page.text),
@@ -197,11 +304,6 @@ def _ingest(document: Document) -> None:
             ocr=page.ocr,
         )
         for page in pages
-    )
-    Document.objects.filter(pk=document.pk).update(
-        pages_total=len(pages),
-        pages_without_text=sum(1 for page in pages if not page.has_text_layer and not page.ocr),
-        **({"title": title} if title and document.version == 1 else {}),
     )
     embedder = get_embedder()
     last_page = pages[-1].number
@@ -216,6 +318,7 @@ def _ingest(document: Document) -> None:
         Chunk.objects.bulk_create(
             Chunk(
                 document=document,
+                attempt=claim.attempt,
                 ordinal=c.ordinal,
                 page_number=c.page_number,
                 page_label=c.page_label,
@@ -228,8 +331,8 @@ def _ingest(document: Document) -> None:
         )
         # Pages are done once every chunk of theirs is stored: all before the batch's last.
         done = last_page if start + EMBED_BATCH_CHUNKS >= len(chunks) else batch[-1].page_number - 1
-        Document.objects.filter(pk=document.pk).update(pages_done=done, heartbeat_at=timezone.now())
-    _publish(document.pk, chunks_count=len(chunks), pages_total=len(pages))
+        claim.beat(pages_done=done)
+    _publish(claim, chunks_count=len(chunks), pages_total=len(pages))
 
 
 def chunk_search_vector(title: str) -> CombinedExpression:
@@ -243,9 +346,15 @@ def chunk_search_vector(title: str) -> CombinedExpression:
 
 
 @transaction.atomic
-def _publish(document_id: int, *, chunks_count: int, pages_total: int) -> None:
-    """Marks the document ready and, unless a newer version already is, the searched one."""
-    document = Document.objects.select_for_update().get(pk=document_id)
+def _publish(claim: IngestClaim, *, chunks_count: int, pages_total: int) -> None:
+    """Marks the document ready and, unless a newer version already is, the searched one.
+    Only the attempt that still holds the claim publishes; rows other attempts left behind
+    (a worker that died, or one that lost its claim and has not noticed yet) go."""
+    document = claim.owned().select_for_update().first()
+    if document is None:
+        raise ClaimLost
+    Chunk.objects.filter(document=document).exclude(attempt=claim.attempt).delete()
+    Page.objects.filter(document=document).exclude(attempt=claim.attempt).delete()
     others = _current_others(document)
     # A newer version that finished first stays the searched one.
     becomes_current = not others.filter(version__gt=document.version).exists()
@@ -281,14 +390,18 @@ def _switch_current(document: Document, others: QuerySet[Document]) -> None:
     lexeme_stats_apply(added=[document.pk], removed=superseded)
 
 
-def _discard_partial(document_id: int) -> None:
-    Chunk.objects.filter(document_id=document_id).delete()
-    Page.objects.filter(document_id=document_id).delete()
+def _discard_attempt(claim: IngestClaim) -> None:
+    """Deletes the pages and chunks this attempt wrote, and nothing else."""
+    Chunk.objects.filter(document_id=claim.document_id, attempt=claim.attempt).delete()
+    Page.objects.filter(document_id=claim.document_id, attempt=claim.attempt).delete()
 
 
-def _fail(document_id: int, message: str) -> None:
-    _discard_partial(document_id)
-    Document.objects.filter(pk=document_id).update(
+@transaction.atomic
+def _fail(claim: IngestClaim, message: str) -> None:
+    """Fails the document with ``message`` if this attempt still holds its claim; either way
+    only this attempt's rows are removed, so a version another attempt published stays."""
+    _discard_attempt(claim)
+    claim.owned().update(
         status=Document.Status.FAILED,
         error=message,
         pages_done=0,
@@ -298,14 +411,26 @@ def _fail(document_id: int, message: str) -> None:
 
 
 def document_requeue(*, document_id: int) -> bool:
-    """Puts a failed (or stalled) document back in the ingest queue. True if it was queued."""
+    """Puts a failed, stalled or stranded document back in the ingest queue (an admin's
+    retry: the count of stalls starts again). True if it was queued."""
     with transaction.atomic():
         updated = (
             Document.objects.filter(
-                pk=document_id, status__in=[Document.Status.FAILED, Document.Status.PROCESSING]
+                pk=document_id,
+                status__in=[
+                    Document.Status.FAILED,
+                    Document.Status.PROCESSING,
+                    Document.Status.QUEUED,
+                ],
             )
             .exclude(file="")
-            .update(status=Document.Status.QUEUED, error="", pages_done=0)
+            .update(
+                status=Document.Status.QUEUED,
+                error="",
+                pages_done=0,
+                ingest_stalls=0,
+                heartbeat_at=timezone.now(),
+            )
         )
         if updated:
             _enqueue_ingest(document_id)
@@ -313,14 +438,71 @@ def document_requeue(*, document_id: int) -> bool:
 
 
 def documents_requeue_stalled(*, stalled_after: timedelta = STALLED_AFTER) -> int:
-    """Re-queues documents whose ingest stopped sending heartbeats (the worker died)."""
+    """Re-queues documents whose ingest stopped sending heartbeats (the worker died).
+
+    A document whose ingest stopped ``DOCUMENT_INGEST_MAX_STALLS`` times fails with the
+    reason instead: a file that kills its worker would otherwise loop for ever. Returns how
+    many were queued again."""
     cutoff = timezone.now() - stalled_after
     stalled = list(
         Document.objects.filter(
             status=Document.Status.PROCESSING, heartbeat_at__lt=cutoff
         ).values_list("pk", flat=True)
     )
-    return sum(document_requeue(document_id=pk) for pk in stalled)
+    return sum(_requeue_stalled(document_id=pk, cutoff=cutoff) for pk in stalled)
+
+
+def documents_resend_queued(*, queued_for: timedelta) -> int:
+    """Sends the ingest message again for documents queued longer than ``queued_for``: its
+    message was lost (the broker was down when it was sent, or lost its data). A message
+    that was only waiting behind others becomes a duplicate, which the claim makes a
+    no-op. Returns how many were sent."""
+    cutoff = timezone.now() - queued_for
+    with transaction.atomic():
+        waiting = list(
+            Document.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at=None, created_at__lt=cutoff),
+                status=Document.Status.QUEUED,
+            )
+            .exclude(file="")
+            .values_list("pk", flat=True)
+        )
+        Document.objects.filter(pk__in=waiting).update(heartbeat_at=timezone.now())
+        for pk in waiting:
+            _enqueue_ingest(pk)
+    return len(waiting)
+
+
+@transaction.atomic
+def _requeue_stalled(*, document_id: int, cutoff: datetime) -> bool:
+    document = (
+        Document.objects.select_for_update()
+        .filter(pk=document_id, status=Document.Status.PROCESSING, heartbeat_at__lt=cutoff)
+        .first()
+    )
+    if document is None:  # it moved on since the list was read
+        return False
+    document.ingest_stalls += 1
+    document.pages_done = 0
+    if document.ingest_stalls >= settings.DOCUMENT_INGEST_MAX_STALLS:
+        document.status = Document.Status.FAILED
+        document.error = (
+            f"Its ingest stopped {document.ingest_stalls} times (the worker died): the file "
+            "may be too large or malformed."
+        )
+        document.finished_at = timezone.now()
+        document.save()
+        # Not ready, so none of its rows is searched: leftovers of every dead attempt go.
+        Chunk.objects.filter(document=document).delete()
+        Page.objects.filter(document=document).delete()
+        return False
+    document.status = Document.Status.QUEUED
+    document.error = ""
+    document.heartbeat_at = timezone.now()  # now: when it was queued again
+    document.save()
+    _enqueue_ingest(document.pk)
+    return True
 
 
 def document_make_current(*, document_id: int) -> None:

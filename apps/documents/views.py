@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import mimetypes
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.accounts.decorators import sme_required
-from apps.documents import selectors, services
+from apps.documents import selectors, services, uploads
 from apps.documents.forms import SearchForm, UploadForm
 from apps.documents.models import Document
 
@@ -44,11 +46,34 @@ def library(request: HttpRequest) -> HttpResponse:
     return render(request, "documents/library.html", {"documents": selectors.document_list()})
 
 
+@csrf_exempt  # checked below, once the upload limits are in place
 @sme_required
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST":
+        if uploads.request_too_large(request):
+            messages.error(
+                request,
+                f"The upload was not accepted: at most {settings.DOCUMENT_UPLOAD_MAX_FILES} "
+                f"files of up to {settings.DOCUMENT_MAX_BYTES // (1024 * 1024)} MB each are "
+                "taken at once.",
+            )
+            return _upload_page(request, UploadForm(), status=413)
+        # Before the body is read: the limits apply while it streams in.
+        limits = uploads.DocumentUploadLimits(request)
+        request.upload_handlers.insert(0, limits)
+        return _upload(request, limits)
+    return _upload_page(request, UploadForm())
+
+
+@csrf_protect
+def _upload(request: HttpRequest, limits: uploads.DocumentUploadLimits) -> HttpResponse:
+    form = UploadForm(request.POST, request.FILES)
+    for name, reason in limits.refused:
+        messages.error(request, f"“{name}” was not accepted: {reason}")
+    if limits.refused and not request.FILES:
+        return redirect("documents:upload")
+    if form.is_valid():
         files = form.cleaned_data["files"]
         title = form.cleaned_data["title"] if len(files) == 1 else ""
         results = [
@@ -63,13 +88,26 @@ def upload(request: HttpRequest) -> HttpResponse:
                 messages.info(request, f"“{upload_name(document)}” is already in the library.")
             elif document.status == Document.Status.FAILED:
                 messages.error(request, f"“{document.filename}” was not accepted: {document.error}")
+            elif result.send_failed:
+                messages.warning(
+                    request,
+                    f"“{document.filename}” is queued; its ingestion will start when the "
+                    "workers are back.",
+                )
             else:
                 messages.success(request, f"“{document.filename}” is queued for ingestion.")
-        if len(results) == 1:
+        if len(results) == 1 and not limits.refused:
             return redirect("documents:detail", pk=results[0].document.pk)
         return redirect("documents:library")
+    return _upload_page(request, form)
+
+
+def _upload_page(request: HttpRequest, form: UploadForm, *, status: int = 200) -> HttpResponse:
     return render(
-        request, "documents/upload.html", {"form": form, "ocr_enabled": selectors.ocr_enabled()}
+        request,
+        "documents/upload.html",
+        {"form": form, "ocr_enabled": selectors.ocr_enabled()},
+        status=status,
     )
 
 

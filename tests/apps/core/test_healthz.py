@@ -9,11 +9,44 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from tests import support
+
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("redis_url")
 def test_healthz_says_ok_without_a_login():
     response = Client().get("/healthz")
-    assert response.status_code == 200 and json.loads(response.content) == {"ok": True}
+    assert response.status_code == 200
+    body = json.loads(response.content)
+    assert (body["ok"], body["database"], body["broker"]) == (True, "ok", "ok")
+    assert set(body["workers"]) == {"default", "ingest", "judge", "nightly", "gpu"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_says_which_queues_have_a_worker(celery_worker):
+    def workers() -> dict[str, bool]:
+        return Client().get("/healthz").json()["workers"]
+
+    support.wait_for(lambda: workers()["ingest"], timeout=30, message="the worker's heartbeat")
+    assert workers() == {
+        "default": True,
+        "ingest": True,
+        "judge": True,
+        "nightly": True,
+        "gpu": False,  # no GPU worker in the suite
+    }
+
+
+@pytest.mark.django_db
+def test_a_broker_that_does_not_answer_gives_503_without_its_error_text(settings, tmp_path, caplog):
+    settings.REDIS_URL = f"unix://{tmp_path}/no-redis-here.sock"
+    with caplog.at_level(logging.ERROR, logger="apps.core.views"):
+        response = Client().get("/healthz")
+    assert response.status_code == 503
+    body = json.loads(response.content)
+    assert (body["ok"], body["database"], body["broker"]) == (False, "ok", "unavailable")
+    assert body["error"] == "broker unavailable" and str(tmp_path) not in response.content.decode()
+    assert str(tmp_path) in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)
@@ -30,7 +63,12 @@ def test_a_database_that_does_not_answer_gives_503_without_its_error_text(tmp_pa
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
     assert response.status_code == 503
-    assert json.loads(response.content) == {"ok": False, "error": "database unavailable"}
+    body = json.loads(response.content)
+    assert (body["ok"], body["database"], body["error"]) == (
+        False,
+        "unavailable",
+        "database unavailable",
+    )
     body = response.content.decode()
     assert str(tmp_path) not in body and "secret-db-user" not in body and "5999" not in body
     # The detail is in the server log, for whoever runs the portal.

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
+from django.utils import timezone
 
 from apps.documents import search_stats, services
 from apps.documents.models import Chunk, Document, LexemeStat, Page
@@ -237,3 +240,121 @@ def test_deleting_the_searched_version_updates_statistics_and_storage(
     assert LexemeStat.objects.get(lexeme=LexemeStat.TOTAL).chunks == 0
     assert not LexemeStat.objects.exclude(lexeme=LexemeStat.TOTAL).exists()
     assert not Path(path).exists()
+
+
+class _TakenOverEmbedder:
+    """While embedding its first batch, the ingest "stalls": the sweep re-queues the
+    document and a second attempt ingests and publishes it. Then this first attempt goes
+    on (``then="continue"``) or fails (``then="fail"``)."""
+
+    dimensions = 384
+
+    def __init__(self, real, *, then: str) -> None:
+        self.real, self.then, self.taken_over = real, then, False
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not self.taken_over:
+            self.taken_over = True
+            document = Document.objects.get(status=Document.Status.PROCESSING)
+            Document.objects.filter(pk=document.pk).update(
+                heartbeat_at=timezone.now() - timedelta(hours=1)
+            )
+            assert services.documents_requeue_stalled() == 1
+            second = services.document_ingest(document_id=document.pk)
+            assert second.status == Document.Status.READY, second.error
+            if self.then == "fail":
+                raise MemoryError("out of memory while embedding")
+        return self.real.embed(texts)
+
+
+@pytest.mark.parametrize("then", ["continue", "fail"])
+def test_an_attempt_that_lost_its_claim_leaves_the_published_version_alone(
+    monkeypatch: pytest.MonkeyPatch, small_pdf: bytes, then: str
+):
+    real = services.get_embedder()
+    embedder = _TakenOverEmbedder(real, then=then)
+    monkeypatch.setattr(
+        services, "get_embedder", lambda: embedder if not embedder.taken_over else real
+    )
+    document = support.ingest("criteria.pdf", small_pdf)  # the first attempt ends here
+    assert embedder.taken_over
+    assert document.status == Document.Status.READY and document.is_current, document.error
+    assert document.ingest_attempt == 2 and document.error == ""
+    chunks = Chunk.objects.filter(document=document)
+    assert chunks.count() == chunks.filter(searchable=True).count() == document.chunks_count > 0
+    assert set(chunks.values_list("attempt", flat=True)) == {2}
+    assert Page.objects.filter(document=document).count() == 3
+    assert search_chunks(query="forklift loading", k=3)
+
+
+@pytest.mark.usefixtures("ocr_on")
+def test_ocr_moves_the_heartbeat_every_page(monkeypatch: pytest.MonkeyPatch):
+    beats: list[object] = []
+    real_ocr = services.tesseract_ocr
+
+    def watched_ocr():
+        recognise = real_ocr()
+
+        def read(path: Path, index: int) -> str:
+            beats.append(Document.objects.values_list("heartbeat_at", flat=True).get())
+            return recognise(path, index)
+
+        return read
+
+    monkeypatch.setattr(services, "tesseract_ocr", watched_ocr)
+    document = support.ingest("scans.pdf", support.pdf_pages(support.UFC, [91, 92]))
+    assert document.status == Document.Status.READY, document.error
+    assert len(beats) == 2 and document.started_at < beats[0] < beats[1]
+
+
+def test_a_file_that_keeps_killing_its_worker_fails_with_the_reason(settings, small_pdf: bytes):
+    settings.DOCUMENT_INGEST_MAX_STALLS = 3
+    document = support.upload("killer.pdf", small_pdf, enqueue=False).document
+    queued_again = []
+    for _ in range(3):  # a worker claims it and dies, three times
+        Document.objects.filter(pk=document.pk).update(
+            status=Document.Status.PROCESSING, heartbeat_at=timezone.now() - timedelta(hours=1)
+        )
+        queued_again.append(services.documents_requeue_stalled())
+    assert queued_again == [1, 1, 0]
+    document.refresh_from_db()
+    assert document.status == Document.Status.FAILED
+    assert document.error == (
+        "Its ingest stopped 3 times (the worker died): the file may be too large or malformed."
+    )
+    # An admin's retry starts the count again.
+    assert services.document_requeue(document_id=document.pk)
+    document.refresh_from_db()
+    assert (document.status, document.ingest_stalls) == (Document.Status.QUEUED, 0)
+
+
+class _SlowEmbedder:
+    """Celery raises SoftTimeLimitExceeded inside the task when its soft limit passes."""
+
+    dimensions = 384
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise SoftTimeLimitExceeded()
+
+
+def test_an_ingest_over_its_time_limit_fails_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, settings, small_pdf: bytes
+):
+    settings.DOCUMENT_INGEST_TIME_LIMIT = 1800
+    monkeypatch.setattr(services, "get_embedder", _SlowEmbedder)
+    document = support.ingest("slow.pdf", small_pdf)
+    assert document.status == Document.Status.FAILED
+    assert document.error.startswith("Ingestion took longer than the 30-minute limit")
+    assert not Page.objects.filter(document=document).exists()
+
+
+def test_documents_left_queued_are_sent_again_and_an_admin_retry_takes_them(
+    small_pdf: bytes,
+):
+    stranded = support.upload("stranded.pdf", small_pdf, enqueue=False).document
+    fresh = support.upload("fresh.md", b"# Fresh\n\nText.\n", enqueue=False).document
+    Document.objects.filter(pk=stranded.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert services.documents_resend_queued(queued_for=timedelta(minutes=15)) == 1
+    assert services.documents_resend_queued(queued_for=timedelta(minutes=15)) == 0  # just sent
+    assert services.document_requeue(document_id=fresh.pk)  # the admin's retry of a queued one
+    assert services.document_ingest(document_id=stranded.pk).status == Document.Status.READY

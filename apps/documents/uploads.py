@@ -1,0 +1,61 @@
+"""Upload limits applied while the request body streams in, before anything is spooled
+past them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.http import HttpRequest
+
+# Room for the multipart framing and the form's other fields around the files.
+REQUEST_OVERHEAD_BYTES = 1024 * 1024
+
+
+def request_too_large(request: HttpRequest) -> bool:
+    """True when the declared body is larger than the most files one upload may carry, so
+    it is refused before a byte of it is read."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    most = settings.DOCUMENT_UPLOAD_MAX_FILES * settings.DOCUMENT_MAX_BYTES
+    return declared > most + REQUEST_OVERHEAD_BYTES
+
+
+class DocumentUploadLimits(FileUploadHandler):
+    """Skips a file as soon as it passes ``DOCUMENT_MAX_BYTES`` (what was spooled of it is
+    deleted and the rest is read past, not stored) and every file after the first
+    ``DOCUMENT_UPLOAD_MAX_FILES`` (an empty one among those goes through: it costs nothing
+    and is refused as empty). ``refused`` lists each skipped file with the reason, for
+    the view to show; the files within the limits go on to the usual handlers."""
+
+    def __init__(self, request: HttpRequest | None = None) -> None:
+        super().__init__(request)
+        self.refused: list[tuple[str, str]] = []
+        self.files_seen = 0
+
+    def new_file(self, field_name: str, file_name: str, *args: Any, **kwargs: Any) -> None:
+        super().new_file(field_name, file_name, *args, **kwargs)
+        self.files_seen += 1
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        # Skipped at its first bytes, not in new_file: Django closes every handler's current
+        # file on a skip, and before the next handlers' new_file that is the previous file.
+        if self.files_seen > settings.DOCUMENT_UPLOAD_MAX_FILES:
+            self._refuse(
+                f"One upload takes at most {settings.DOCUMENT_UPLOAD_MAX_FILES} files; "
+                "upload it again in another batch."
+            )
+        if start + len(raw_data) > settings.DOCUMENT_MAX_BYTES:
+            limit_mb = settings.DOCUMENT_MAX_BYTES / (1024 * 1024)
+            self._refuse(f"The file is larger than the {limit_mb:.0f} MB limit.")
+        return raw_data
+
+    def _refuse(self, reason: str) -> None:
+        self.refused.append((self.file_name or "unnamed", reason))
+        raise SkipFile
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handler stores the file
