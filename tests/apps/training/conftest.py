@@ -46,9 +46,12 @@ def tiny_generator(settings, tiny_model: Path, tmp_path: Path) -> Iterator[Path]
 
 
 def feedback_history(count: int = 5) -> None:
-    """Low-rated answers with users' better answers: real preference data."""
+    """Low-rated answers with users' better answers that an SME accepted: real preference
+    data (an unreviewed better answer never trains)."""
     user = support.make_user("eve-trainer", "engineers")
+    sme = support.make_user("sam-trainer", "smes")
     from apps.feedback.services import feedback_submit
+    from apps.review.services import better_answer_decide
 
     for n in range(count):
         prompt = [
@@ -68,9 +71,10 @@ def feedback_history(count: int = 5) -> None:
             prompt_messages=prompt,
             model_name="tiny",
         )
-        feedback_submit(
+        feedback = feedback_submit(
             answer_id=answer.pk, user=user, score=1, better_answer="Within 30 days [1]."
         )
+        better_answer_decide(feedback_id=feedback.pk, reviewer=sme, accept=True)
 
 
 def reference_sets(tmp_path: Path, count: int = 3) -> None:
