@@ -79,4 +79,6 @@ def test_ask_stream_cite_and_rate(
         "See also 3-5.3.4 on page 25.",
     )
     page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
-    shutil.copy(tmp_path / "answer.png", support.REPO / "var" / "test" / "browser-answer.png")
+    keep = support.REPO / "var" / "test"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "answer.png", keep / "browser-answer.png")
