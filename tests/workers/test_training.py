@@ -53,6 +53,10 @@ def gpu_worker(
         "PROMOTION_MARGIN": "-10",
         "PROMOTION_TOLERANCE": "10",
     }
+    from portal.celery import GPU_QUEUE, app
+
+    with app.connection_for_write() as connection:  # nothing left by earlier tests
+        connection.default_channel.queue_purge(GPU_QUEUE)
     log = Path(tmp_path_factory.mktemp("gpu-worker")) / "worker.log"
     process = support.start_worker(env, queues="gpu", name="gpu-test", log=log)
     yield process
