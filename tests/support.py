@@ -136,7 +136,8 @@ def start_worker(
         stderr=subprocess.STDOUT,
     )
     broker = env.get("CELERY_BROKER_URL") or env["REDIS_URL"].replace("unix://", "redis+socket://")
-    probe = Celery(broker=broker)
+    # Not the current app: shared tasks sent afterwards must still go to the portal's broker.
+    probe = Celery(broker=broker, set_as_current=False)
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline:

@@ -73,7 +73,8 @@ def test_a_worker_on_an_external_broker_ingests(
     worker = support.start_worker(env, queues=queue, name=f"ext{port}", log=tmp_path / "worker.log")
     try:
         document = support.upload("criteria.pdf", small_pdf, enqueue=False).document
-        broker = Celery(broker=url)
+        # Not the current app, or the suite's later shared tasks would go to this broker.
+        broker = Celery(broker=url, set_as_current=False)
         broker.send_task("documents.ingest", args=[document.pk], queue=queue)
         broker.close()
         support.wait_for(
