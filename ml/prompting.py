@@ -41,9 +41,26 @@ class Passage:
         return ", ".join(where)
 
 
+# Lines of the prompt's own structure: a passage header "[n] (source)" and the labels
+# "Passages:" and "Question:". Inside a document's text such a line would pass for the
+# prompt's structure (a passage that starts a question of its own, or a passage numbered
+# as another one), so it is defused there; text of any other shape is kept verbatim.
+_STRUCTURE_LINE = re.compile(r"^([ \t]*)(?:\[(\d{1,2})\]|(passages|question)[ \t]*:)", re.I | re.M)
+
+
+def _defused(text: str) -> str:
+    def defuse(match: re.Match[str]) -> str:
+        indent, number, label = match.group(1), match.group(2), match.group(3)
+        return f"{indent}({number})" if number else f"{indent}{label} -"
+
+    return _STRUCTURE_LINE.sub(defuse, text)
+
+
 def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str]]:
-    context = "\n\n".join(f"[{p.number}] ({p.source})\n{p.text}" for p in passages)
-    user = f"Passages:\n{context}\n\nQuestion: {question}"
+    context = "\n\n".join(
+        f"[{p.number}] ({' '.join(p.source.split())})\n{_defused(p.text)}" for p in passages
+    )
+    user = f"Passages:\n{context}\n\nQuestion: {' '.join(question.split())}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 

@@ -205,11 +205,16 @@ def validate_judgement(payload: object) -> tuple[float, str]:
 
 # A tag named in the rubric, opened or closed inside judged text, could end the block
 # early and smuggle instructions in; such marks are defused, everything else kept verbatim.
-_TAGS = re.compile(r"<(/?)(question|reference_answer|key_facts|passages|answer)>", re.IGNORECASE)
+# Any spelling a reader would take for the tag counts: spaces inside the brackets
+# ("</passages >", "< /answer>"), attributes, any case.
+_TAGS = re.compile(
+    r"<\s*(/?)\s*(question|reference_answer|key_facts|passages|answer)\b[^<>]*>",
+    re.IGNORECASE,
+)
 
 
 def _fenced(text: str) -> str:
-    return _TAGS.sub(lambda m: f"‹{m.group(1)}{m.group(2)}›", text.strip())
+    return _TAGS.sub(lambda m: f"‹{m.group(1)}{m.group(2).lower()}›", text.strip())
 
 
 def build_user_prompt(request: JudgeRequest) -> str:
