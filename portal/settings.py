@@ -172,6 +172,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600, minimum=60),
 }
+# Every task has a time limit. At the soft one the task gets an exception it records as
+# its failure reason; a minute later (the hard one) its worker process is killed, for code
+# stuck where no exception reaches. Long tasks (training, the nightly loop, synthesis,
+# batch judging, ingestion) set their own, longer limits.
+TASK_TIME_LIMIT = env_int("TASK_TIME_LIMIT", 600, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT + 60
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = env_str("TIME_ZONE", "UTC")
 
@@ -362,6 +369,21 @@ JUDGE_BATCH_POLL_SECONDS = env_int("JUDGE_BATCH_POLL_SECONDS", 30, minimum=1)
 JUDGE_BATCH_TIMEOUT_SECONDS = env_int("JUDGE_BATCH_TIMEOUT_SECONDS", 6 * 3600, minimum=60)
 if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= JUDGE_BATCH_TIMEOUT_SECONDS:
     raise ImproperEnv("JUDGE_BATCH_TIMEOUT_SECONDS must be below CELERY_VISIBILITY_TIMEOUT")
+# Seconds a long task (a training run, the nightly loop, synthesis, a nightly judging batch)
+# may run before it fails with the reason. Below the visibility timeout, so a run is never
+# handed to a second worker while the first still works on it.
+LONG_TASK_TIME_LIMIT = env_int("LONG_TASK_TIME_LIMIT", 11 * 3600, minimum=60)
+if not (
+    JUDGE_BATCH_TIMEOUT_SECONDS
+    < LONG_TASK_TIME_LIMIT
+    < CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] - 60
+):
+    raise ImproperEnv(
+        "LONG_TASK_TIME_LIMIT must be above JUDGE_BATCH_TIMEOUT_SECONDS and at least a "
+        "minute below CELERY_VISIBILITY_TIMEOUT"
+    )
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= DOCUMENT_INGEST_TIME_LIMIT + 60:
+    raise ImproperEnv("DOCUMENT_INGEST_TIME_LIMIT must be below CELERY_VISIBILITY_TIMEOUT")
 JUDGE_ON_ANSWER = env_bool("JUDGE_ON_ANSWER", True)  # judge each answer as soon as it is stored
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 6, minimum=1)
 # A reference is used to judge an answer when its question is this close to the answer's.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from apps.judging import services
 from portal.celery import JUDGE_QUEUE, NIGHTLY_QUEUE
@@ -26,6 +27,12 @@ def retry_failed() -> int:
     return len(due)
 
 
-@shared_task(name="judging.judge_nightly", queue=NIGHTLY_QUEUE, acks_late=True)
+@shared_task(
+    name="judging.judge_nightly",
+    queue=NIGHTLY_QUEUE,
+    acks_late=True,
+    soft_time_limit=settings.LONG_TASK_TIME_LIMIT,
+    time_limit=settings.LONG_TASK_TIME_LIMIT + 60,
+)
 def judge_nightly(limit: int = 5000) -> dict[str, object]:
     return services.answers_judge_bulk(limit=limit).as_dict()

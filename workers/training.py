@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from portal.celery import DEFAULT_QUEUE, GPU_QUEUE
 
@@ -12,6 +13,8 @@ from portal.celery import DEFAULT_QUEUE, GPU_QUEUE
     # the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT) outlasts the longest run.
     acks_late=True,
     reject_on_worker_lost=True,
+    soft_time_limit=settings.LONG_TASK_TIME_LIMIT,
+    time_limit=settings.LONG_TASK_TIME_LIMIT + 60,
 )
 def train(run_id: int) -> str:
     from apps.training.services.runs import run_execute
@@ -19,7 +22,12 @@ def train(run_id: int) -> str:
     return run_execute(run_id=run_id).status
 
 
-@shared_task(name="training.nightly", queue=GPU_QUEUE)
+@shared_task(
+    name="training.nightly",
+    queue=GPU_QUEUE,
+    soft_time_limit=settings.LONG_TASK_TIME_LIMIT,
+    time_limit=settings.LONG_TASK_TIME_LIMIT + 60,
+)
 def nightly() -> str:
     # Not acks_late: a loop that dies half-way is not re-run until the next night. The
     # night's key makes a doubled beat or a redelivered message a no-op.
@@ -30,7 +38,14 @@ def nightly() -> str:
     return loop_run(key=f"nightly-{timezone.localdate():%Y-%m-%d}").status
 
 
-@shared_task(name="training.bootstrap", queue=GPU_QUEUE, bind=True, max_retries=240)
+@shared_task(
+    name="training.bootstrap",
+    queue=GPU_QUEUE,
+    bind=True,
+    max_retries=240,
+    soft_time_limit=settings.LONG_TASK_TIME_LIMIT,
+    time_limit=settings.LONG_TASK_TIME_LIMIT + 60,
+)
 def bootstrap(self: Task) -> str:
     # Queued once by `manage.py up` after the first ingest; it waits (30 s at a time, up to
     # two hours) for the library to finish ingesting, then runs the supervised stage once.

@@ -77,6 +77,8 @@ def test_plain_http_by_default_and_tls_in_one_switch(tmp_path: Path):
         ("PORTAL_TLS", "sure", "PORTAL_TLS='sure' is not a boolean"),
         ("DJANGO_SECURE_HSTS_SECONDS", "-1", "DJANGO_SECURE_HSTS_SECONDS=-1 is below"),
         ("DJANGO_SECURE_PROXY_SSL_HEADER", "X Forwarded: https", "give a header name"),
+        ("LONG_TASK_TIME_LIMIT", "50000", "LONG_TASK_TIME_LIMIT must be above"),
+        ("DOCUMENT_INGEST_TIME_LIMIT", "43200", "DOCUMENT_INGEST_TIME_LIMIT must be below"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(
@@ -97,3 +99,26 @@ def test_env_float(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("X_FLOAT", "-0.1")
     with pytest.raises(ImproperEnv, match="below the minimum 0"):
         env_float("X_FLOAT", 1.0, minimum=0)
+
+
+def test_every_task_has_a_time_limit_its_broker_message_outlives():
+    """A task without a limit can hold its worker for ever; one whose hard limit reaches the
+    broker's visibility timeout would be handed to a second worker while it still runs."""
+    from django.conf import settings
+
+    from portal.celery import app
+
+    app.loader.import_default_modules()
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert {"documents.ingest", "training.train", "answers.fail_stale"} <= set(ours)
+
+    def soft_of(task: object) -> int | None:
+        return task.soft_time_limit or app.conf.task_soft_time_limit  # type: ignore[attr-defined]
+
+    for name, task in ours.items():
+        soft = soft_of(task)
+        hard = task.time_limit or app.conf.task_time_limit
+        assert soft and hard and soft < hard < visibility, (name, soft, hard)
+    assert soft_of(ours["answers.fail_stale"]) == settings.TASK_TIME_LIMIT == 600  # default
+    assert ours["training.train"].time_limit > 8 * 3600
