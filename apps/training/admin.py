@@ -47,7 +47,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
             '<a href="{}">chart and logs</a>', reverse("training:run", args=[obj.pk])
         )
 
-    @admin.action(description="Cancel the selected runs (nothing they produced is kept)")
+    @admin.action(
+        description="Cancel the selected runs (nothing they produced is kept)",
+        permissions=["cancel"],
+    )
     def cancel(self, request: HttpRequest, queryset: QuerySet[TrainingRun]) -> None:
         for run in queryset:
             run_cancel(run_id=run.pk)
@@ -55,8 +58,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
             request, f"Cancellation asked for {queryset.count()} runs.", messages.SUCCESS
         )
 
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return bool(request.user.is_staff)  # for the cancel action; every field is read-only
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        # Stopping a run stops the model that would be trained: the change permission on
+        # runs, not merely being staff (every field stays read-only either way).
+        return request.user.has_perm("training.change_trainingrun")
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
         return [f.name for f in TrainingRun._meta.fields]

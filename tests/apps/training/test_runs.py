@@ -98,3 +98,21 @@ def test_bad_requests_are_refused_before_anything_runs(tiny_generator: Path):
     with pytest.raises(InvalidRun, match="no adapter 'nope'"):
         run_create(algorithm="dpo", parent_version="nope", enqueue=False)
     assert not TrainingRun.objects.exists()
+
+
+def test_cancelling_a_run_needs_the_change_permission_not_just_staff():
+    from tests import support
+
+    run = TrainingRun.objects.create(algorithm="dpo")
+    changelist = "admin:training_trainingrun_changelist"
+    viewer = support.staff_client("training.view_trainingrun")
+    assert "cancel" not in support.admin_actions_offered(viewer, changelist)
+    viewer.post("/admin/training/trainingrun/", {"action": "cancel", "_selected_action": [run.pk]})
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.QUEUED  # refused: nothing changed
+
+    operator = support.staff_client("training.view_trainingrun", "training.change_trainingrun")
+    assert "cancel" in support.admin_actions_offered(operator, changelist)
+    shown = support.admin_action(operator, changelist, "cancel", [run.pk])
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.CANCELLED and "Cancellation asked for 1" in shown
