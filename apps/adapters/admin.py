@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -118,18 +117,9 @@ class ServingChangeAdmin(ServingPermission, admin.ModelAdmin):
             self.message_user(request, "Select exactly one change to roll back.", messages.ERROR)
             return
         change = selected[0]
-        with transaction.atomic():
-            # The served row's lock keeps another promotion from slipping in between the
-            # check and the rollback, which would then undo a change nobody selected.
-            ServedAdapter.objects.select_for_update().filter(pk=ServedAdapter.SINGLETON_ID).first()
-            latest = ServingChange.objects.first()
-            if latest is None or latest.pk != change.pk:
-                self.message_user(
-                    request,
-                    f"“{change}” is not the latest change; roll back the latest one, or serve "
-                    "the adapter you want from the adapter versions list.",
-                    messages.ERROR,
-                )
-                return
-            row = services.adapter_rollback(user=request.user)
+        try:
+            row = services.adapter_rollback(change_id=change.pk, user=request.user)
+        except services.RollbackRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
         self.message_user(request, f"Rolled back “{change}”: now serving {row.version}.")

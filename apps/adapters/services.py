@@ -87,14 +87,31 @@ def adapter_promote(
     return row
 
 
-def adapter_rollback(*, user: AbstractBaseUser | None = None) -> ServedAdapter:
-    """Serves again what was served before the last change."""
-    last = ServingChange.objects.first()
-    if last is None:
-        raise ValueError("nothing to roll back: the served adapter has never changed")
-    return adapter_promote(
-        version=last.from_version, user=user, reason=f"rollback of {last.to_version}"
-    )
+class RollbackRefused(ValueError):
+    """The rollback asked for would undo something other than the latest change."""
+
+
+def adapter_rollback(
+    *, change_id: int | None = None, user: AbstractBaseUser | None = None
+) -> ServedAdapter:
+    """Serves again what was served before the latest change. With ``change_id`` (the
+    change a person chose to undo), refuses unless that change is still the latest."""
+    with transaction.atomic():
+        # The served row's lock keeps another promotion from slipping in between the check
+        # and the rollback, which would then undo a change nobody chose.
+        ServedAdapter.objects.select_for_update().filter(pk=ServedAdapter.SINGLETON_ID).first()
+        last = ServingChange.objects.first()
+        if last is None:
+            raise RollbackRefused("nothing to roll back: the served adapter has never changed")
+        if change_id is not None and last.pk != change_id:
+            chosen = ServingChange.objects.filter(pk=change_id).first()
+            raise RollbackRefused(
+                f"“{chosen or change_id}” is not the latest change; roll back the latest one, "
+                "or serve the adapter you want from the adapter versions list."
+            )
+        return adapter_promote(
+            version=last.from_version, user=user, reason=f"rollback of {last.to_version}"
+        )
 
 
 def adapter_refused(*, version: str, reason: str) -> None:

@@ -64,3 +64,18 @@ def test_rollback_undoes_the_selected_change_or_refuses():
     assert "now serving sft-1" in done
     assert _served() == "sft-1"
     assert ServingChange.objects.first().reason == "rollback of sft-2"
+
+
+def test_the_rollback_service_undoes_only_the_change_it_was_given_while_it_is_the_latest():
+    from apps.adapters.services import RollbackRefused, adapter_rollback
+
+    with pytest.raises(RollbackRefused, match="never changed"):
+        adapter_rollback()
+    _adapter("sft-1"), _adapter("sft-2")
+    adapter_promote(version="sft-1")
+    chosen = ServingChange.objects.first()  # base -> sft-1, the latest when it was chosen
+    adapter_promote(version="sft-2")  # another promotion lands before the rollback runs
+    with pytest.raises(RollbackRefused, match="not the latest"):
+        adapter_rollback(change_id=chosen.pk)
+    assert _served() == "sft-2" and ServingChange.objects.count() == 2
+    assert adapter_rollback(change_id=ServingChange.objects.first().pk).version == "sft-1"
