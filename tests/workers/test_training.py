@@ -1,5 +1,6 @@
 """The learning loop through a real ``gpu`` worker process on the tiny model: the nightly
-chain end to end, a redelivered run, and a run cancelled while it trains."""
+chain end to end, a redelivered run, a run cancelled while it trains, and one whose
+process is killed (SIGKILL) mid-training."""
 
 from __future__ import annotations
 
@@ -169,3 +170,41 @@ def test_a_run_cancelled_while_training_keeps_nothing(portal: None, gpu_worker: 
     support.wait_for(lambda: _status(run.pk) == "cancelled", timeout=120, message="cancel")
     assert not AdapterVersion.objects.filter(version__startswith=f"dpo-{run.pk}-").exists()
     assert served_target().version == served
+
+
+def test_a_worker_killed_mid_training_fails_the_run_and_serves_nothing_new(
+    portal: None, gpu_worker: object, settings
+):
+    import os
+    import signal
+    import time
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.training.services.runs import runs_fail_stalled
+
+    preferences_build(min_margin=1.0)
+    served = served_target().version
+    run = run_create(algorithm="dpo", config={"num_train_epochs": 200})
+    support.wait_for(
+        lambda: TrainingRun.objects.get(pk=run.pk).progress_done >= 1,
+        timeout=300,
+        message="the run to start training",
+    )
+    children = Path(f"/proc/{gpu_worker.pid}/task/{gpu_worker.pid}/children")  # type: ignore[attr-defined]
+    for pid in children.read_text().split():  # the process training, not the worker
+        os.kill(int(pid), signal.SIGKILL)
+    time.sleep(3)  # the message comes back (reject on worker lost); the run's claim stops it
+    assert _status(run.pk) == "running"
+    # Without a heartbeat for STALLED_AFTER, the sweep fails it with the reason.
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert runs_fail_stalled() == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and "killed or lost" in run.error
+    assert not AdapterVersion.objects.filter(version__startswith=f"dpo-{run.pk}-").exists()
+    visible = [p.name for p in Path(settings.ADAPTERS_DIR).glob(f"dpo-{run.pk}-*")]
+    assert visible == [] and served_target().version == served
+    # The worker lives on (a new process in its pool) and trains the next run.
+    again = run_create(algorithm="dpo")
+    support.wait_for(lambda: _status(again.pk) == "succeeded", timeout=300, message="next run")
