@@ -20,3 +20,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+# A database that does not answer gives a 503 to retry, not a 500 (apps.core.views).
+handler500 = "apps.core.views.server_error"

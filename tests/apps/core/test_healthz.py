@@ -73,3 +73,37 @@ def test_a_database_that_does_not_answer_gives_503_without_its_error_text(tmp_pa
     assert str(tmp_path) not in body and "secret-db-user" not in body and "5999" not in body
     # The detail is in the server log, for whoever runs the portal.
     assert str(tmp_path) in caplog.text or "5999" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("path", "accept", "kind"),
+    [("/documents/search/?q=forklift", "text/html", "text/html"), ("/ask/api/answers", "", "json")],
+)
+def test_a_page_while_the_database_does_not_answer_is_a_503_to_retry(
+    tmp_path, path: str, accept: str, kind: str
+):
+    client = Client(raise_request_exception=False)
+    client.force_login(support.make_user("eve", "engineers"))
+    connection.close()
+    saved = dict(connection.settings_dict)
+    connection.settings_dict.update(HOST=str(tmp_path), PORT="5999", USER="secret-db-user")
+    try:
+        response = client.get(path, headers={"accept": accept})
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert kind in response["Content-Type"]
+    body = response.content.decode()
+    assert "secret-db-user" not in body and str(tmp_path) not in body
+    assert (
+        ("briefly unavailable" in body)
+        if kind == "text/html"
+        else response.json()
+        == {
+            "error": "database unavailable",
+            "retry_after": 30,
+        }
+    )
