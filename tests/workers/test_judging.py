@@ -1,5 +1,6 @@
 """Judging through a real worker: queued when the answer commits, done once however often
-the message arrives."""
+the message arrives, and done the same night when the broker was down as the answer
+finished."""
 
 from __future__ import annotations
 
@@ -54,3 +55,30 @@ def test_a_redelivered_message_judges_once():
     )
     judgement.refresh_from_db()
     assert judgement.attempts == 1 and Judgement.objects.filter(answer=answer).count() == 1
+
+
+def test_answers_finished_while_the_broker_is_down_are_kept_and_judged_once_it_is_back(
+    settings, embedded_redis
+):
+    from workers.judging import judge_nightly
+
+    if embedded_redis is None:
+        pytest.skip("REDIS_URL names a Redis this suite does not run")
+    settings.JUDGE_ON_ANSWER = True
+    embedded_redis.stop()
+    try:
+        with transaction.atomic():  # an answer finishing: its judging is queued on commit
+            answers = [_answer() for _ in range(2)]
+            for answer in answers:
+                judge_enqueue(answer.pk)
+        # The commit went through; the lost message cost the answers nothing.
+        assert Answer.objects.filter(pk__in=[a.pk for a in answers]).count() == 2
+        assert not Judgement.objects.exists()
+    finally:
+        embedded_redis.start()
+    # The night's pass judges every answer without a judgement, whatever happened to its
+    # message: here, as if the night had come.
+    judge_nightly.delay()
+    for answer in answers:
+        support.wait_for(lambda a=answer: _judged(a.pk), timeout=120, message="judgement")
+    assert Judgement.objects.filter(status="done").count() == 2
