@@ -151,6 +151,17 @@ def start_worker(
         probe.close()
 
 
+def purge_queue(name: str) -> int:
+    """Removes every message waiting on the portal's broker queue ``name``; returns how
+    many. A fresh connection, not the app's pool: a pooled one may predate a test that
+    restarted the broker."""
+    from portal.celery import app
+
+    with app.connection() as connection:
+        connection.ensure_connection(max_retries=5)
+        return int(connection.default_channel.queue_purge(name) or 0)
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     if process.poll() is None:
         process.terminate()

@@ -167,10 +167,9 @@ def test_the_bootstrap_waits_for_the_library_and_runs_once(small_pdf: bytes, red
     assert loop_bootstrap_queue() is True  # queued for the gpu worker
     # Take the message back off the real broker: no worker runs here, and a gpu worker
     # started by a later test would otherwise run this bootstrap on that test's data.
-    from portal.celery import GPU_QUEUE, app
+    from portal.celery import GPU_QUEUE
 
-    with app.connection_for_write() as connection:
-        assert connection.default_channel.queue_purge(GPU_QUEUE) == 1
+    assert support.purge_queue(GPU_QUEUE) == 1
     # Once it has run (here: its row exists), a second start queues nothing.
     LoopRun.objects.create(key="bootstrap", algorithm="sft", status=LoopRun.Status.KEPT)
     assert loop_bootstrap_queue() is False
