@@ -67,6 +67,8 @@ class GenerationSettings:
     temperature: float = 0.0  # help: 0 means greedy decoding (reproducible answers)
     top_p: float = 1.0
     repetition_penalty: float = 1.1
+    # help: numbers only as the prompt writes them (ml/grounding.py); local backends only
+    ground_numbers: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

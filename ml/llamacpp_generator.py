@@ -22,12 +22,14 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ml import adapters
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
+from ml.grounding import NumberGrounding, NumberVocabulary
+from ml.prompting import grounding_text
 
 _open: weakref.WeakSet[LlamaCppGenerator] = weakref.WeakSet()
 
@@ -176,9 +178,13 @@ def sample(
     top_p: float = 1.0,
     top_k: int = 0,
     repetition_penalty: float = 1.0,
+    logits_processor: Callable[[Any, Any], Any] | None = None,
 ) -> Iterator[int]:
     """Token ids after ``prompt`` until a stop token (not yielded) or ``max_new_tokens``.
-    Greedy when temperature is 0, else temperature with top-k (0: off) and top-p."""
+    Greedy when temperature is 0, else temperature with top-k (0: off) and top-p.
+    ``logits_processor`` (input ids, scores) -> scores runs before any sampler."""
+    from llama_cpp import LogitsProcessorList
+
     greedy = temperature <= 0
     tokens = llama.generate(
         prompt,
@@ -187,6 +193,7 @@ def sample(
         top_p=1.0 if greedy else top_p,
         min_p=0.0,
         repeat_penalty=repetition_penalty,
+        logits_processor=LogitsProcessorList([logits_processor]) if logits_processor else None,
         reset=True,  # keeps the longest common prefix already evaluated (the system prompt)
     )
     for count, token in enumerate(tokens, start=1):
@@ -218,6 +225,7 @@ class LlamaCppGenerator:
         self._served = adapters.BASE
         self._in_use: str | None = None  # the version an answer is being generated with
         self._turns = Turns()  # one answer at a time in this process
+        self._vocabulary: NumberVocabulary | None = None  # built at the first grounded answer
         self._state = threading.Lock()  # guards _served, _in_use and _instances
         self._loading = threading.Lock()  # one load at a time; answers go on meanwhile
         _open.add(self)
@@ -294,6 +302,23 @@ class LlamaCppGenerator:
                 self._in_use = None
                 self._evict()
 
+    def _grounding(
+        self,
+        llama: Any,
+        messages: list[dict[str, str]],
+        prompt_tokens: int,
+        settings: GenerationSettings,
+    ) -> NumberGrounding | None:
+        if not settings.ground_numbers:
+            return None
+        if self._vocabulary is None:  # every served version shares the base's vocabulary
+            texts = [
+                llama.detokenize([token]).decode("utf-8", errors="replace")
+                for token in range(llama.n_vocab())
+            ]
+            self._vocabulary = NumberVocabulary.from_texts(texts)
+        return NumberGrounding(self._vocabulary, grounding_text(messages), prompt_tokens)
+
     def stream(
         self, messages: list[dict[str, str]], settings: GenerationSettings
     ) -> Iterator[str | GenerationResult]:
@@ -321,6 +346,7 @@ class LlamaCppGenerator:
                     temperature=settings.temperature,
                     top_p=settings.top_p,
                     repetition_penalty=settings.repetition_penalty,
+                    logits_processor=self._grounding(llama, messages, len(prompt), settings),
                 ):
                     count += 1
                     piece = decoder.decode(llama.detokenize([token]))

@@ -64,6 +64,17 @@ def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
+PASSAGE_HEADER = re.compile(r"^\[(\d{1,2})\] \(.*\)$", re.MULTILINE)
+
+
+def grounding_text(messages: list[dict[str, str]]) -> str:
+    """What an answer's numbers may come from (ml/grounding.py): the passages' text and
+    the question, with each passage header cut to its citation mark. A header's page,
+    section and edition numbers are where a passage comes from, not what it requires."""
+    text = "\n".join(m["content"] for m in messages if m.get("role") != "system")
+    return PASSAGE_HEADER.sub(lambda m: f"[{m.group(1)}]", text)
+
+
 # A citation mark: [1], [1, 3] or [2; 4]. Every reader and writer of marks uses this one.
 CITATION = re.compile(r"\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]")
 CITATION_WITH_SPACE = re.compile(r"\s*" + CITATION.pattern)  # the mark and the space before it

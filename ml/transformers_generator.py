@@ -16,6 +16,8 @@ from typing import Any
 
 from ml import adapters
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
+from ml.grounding import NumberGrounding, NumberVocabulary
+from ml.prompting import grounding_text
 
 
 class TransformersGenerator:
@@ -41,6 +43,7 @@ class TransformersGenerator:
         self._loaded: list[str] = []
         # One generation (or swap) at a time in this process; swaps go first.
         self._turns = Turns()
+        self._vocabulary: NumberVocabulary | None = None  # built at the first grounded answer
         stop_ids = {self.tokenizer.eos_token_id}
         for token in ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>"):
             token_id = self.tokenizer.convert_tokens_to_ids(token)
@@ -82,6 +85,31 @@ class TransformersGenerator:
                 old = self._loaded.pop(0)
                 self._peft.delete_adapter(old)
 
+    def _grounding(
+        self, messages: list[dict[str, str]], prompt_tokens: int, settings: GenerationSettings
+    ) -> Any:
+        """The number grounding as transformers' logits processor list (None: off)."""
+        if not settings.ground_numbers:
+            return None
+        import torch
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        if self._vocabulary is None:
+            texts = [self.tokenizer.decode([token]) for token in range(len(self.tokenizer))]
+            self._vocabulary = NumberVocabulary.from_texts(texts)
+        grounding = NumberGrounding(self._vocabulary, grounding_text(messages), prompt_tokens)
+
+        class Grounded(LogitsProcessor):  # type: ignore[misc]
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                ids = input_ids[0, prompt_tokens:].tolist()
+                allowed = grounding.allowed(ids, int(scores.shape[-1]))
+                if allowed is None:
+                    return scores
+                blocked = torch.from_numpy(~allowed).to(scores.device)
+                return scores.masked_fill(blocked, float("-inf"))
+
+        return LogitsProcessorList([Grounded()])
+
     def stream(
         self, messages: list[dict[str, str]], settings: GenerationSettings
     ) -> Iterator[str | GenerationResult]:
@@ -120,6 +148,9 @@ class TransformersGenerator:
                             eos_token_id=self._stop_ids,
                             pad_token_id=self.tokenizer.pad_token_id,
                             streamer=streamer,
+                            logits_processor=self._grounding(
+                                messages, int(input_ids.shape[1]), settings
+                            ),
                         )
                 except BaseException as exc:  # handed to the consumer below
                     output["error"] = exc

@@ -277,6 +277,9 @@ GENERATOR_API_KEY = env_str("GENERATOR_API_KEY", "none") or "none"
 GENERATOR_ADAPTER_ROOT = env_str("GENERATOR_ADAPTER_ROOT", "") or ""
 GENERATOR_KEEP_ADAPTERS = env_int("GENERATOR_KEEP_ADAPTERS", 2, minimum=1)  # loaded for rollback
 GENERATION_MAX_NEW_TOKENS = env_int("GENERATION_MAX_NEW_TOKENS", 192, minimum=8)
+# Answers write numbers only as the prompt's passages and question write them (constrained
+# decoding, ml/grounding.py; the llamacpp and transformers backends).
+GENERATION_GROUND_NUMBERS = env_bool("GENERATION_GROUND_NUMBERS", True)
 ANSWER_PASSAGES = env_int("ANSWER_PASSAGES", 4, minimum=1)
 # The prompt carries this many of the passages' best sentences (0: the whole passages).
 ANSWER_FOCUS_SENTENCES = env_int("ANSWER_FOCUS_SENTENCES", 4, minimum=0)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -173,6 +174,16 @@ def _create() -> Generator:
         )
     except (OSError, ValueError) as exc:
         raise GeneratorUnavailable(f"the answer model cannot be loaded: {exc}") from exc
+
+
+def answer_generation(**overrides: Any) -> GenerationSettings:
+    """The settings answers are generated with (questions, evaluation, sampling): one
+    place, so every path answers as the portal does. ``overrides``: fields to change."""
+    fields: dict[str, Any] = {
+        "max_new_tokens": settings.GENERATION_MAX_NEW_TOKENS,
+        "ground_numbers": settings.GENERATION_GROUND_NUMBERS,
+    }
+    return GenerationSettings(**{**fields, **overrides})
 
 
 def complete(

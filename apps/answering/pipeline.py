@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 from django.conf import settings
 
-from apps.answering.engine import get_generator, using_adapter
+from apps.answering.engine import answer_generation, get_generator, using_adapter
 from apps.documents.models import Chunk
 from apps.documents.selectors import MAX_QUERY_CHARS, SearchHit, search_chunks
 from ml.focus import focus
@@ -207,9 +207,7 @@ def answer_events(
     passages = passages_for(hits)
     record.retrieved = [retrieved_record(n, hit) for n, hit in enumerate(hits, start=1)]
     record.prompt_messages, record.template_version = prompt_messages(question, passages)
-    settings_used = generation or GenerationSettings(
-        max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS
-    )
+    settings_used = generation or answer_generation()
     record.generation_settings = settings_used.as_dict()
     result: GenerationResult | None = None
     if not hits or hits[0].similarity < settings.ANSWER_MIN_SIMILARITY:

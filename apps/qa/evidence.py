@@ -19,14 +19,19 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from ml.prompting import CITATION, CITATION_WITH_SPACE, mark_numbers, split_sentences
+from ml.prompting import (
+    CITATION,
+    CITATION_WITH_SPACE,
+    PASSAGE_HEADER,
+    mark_numbers,
+    split_sentences,
+)
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 NUMBER_WEIGHT = 0.2  # added for the share of the answer sentence's numbers a sentence states
 SHORT_FRAGMENT = 60  # characters: a neighbour this short (a heading, a bare value) comes along
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_PROMPT_PASSAGE = re.compile(r"^\[(\d{1,2})\] \(.*\)$", re.MULTILINE)
 _QUESTION = "\n\nQuestion: "
 
 
@@ -52,7 +57,7 @@ def prompt_passages(prompt_messages: Sequence[dict[str, str]]) -> dict[int, str]
     if end < 0:
         return {}
     context = content[:end]
-    headers = list(_PROMPT_PASSAGE.finditer(context))
+    headers = list(PASSAGE_HEADER.finditer(context))
     texts: dict[int, str] = {}
     for header, following in zip(headers, [*headers[1:], None], strict=True):
         stop = following.start() if following else len(context)

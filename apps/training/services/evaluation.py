@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from statistics import fmean
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.answering.engine import using_adapter
+from apps.answering.engine import answer_generation, using_adapter
 from apps.documents.embedding import get_embedder
 from apps.judging.judge import get_judge
 from apps.judging.services import judge_request
@@ -20,7 +19,6 @@ from apps.qa.services import answer_generate, question_submit
 from apps.references.models import Reference
 from apps.references.selectors import references_measuring, set_names
 from apps.training.models import Evaluation, EvaluationItem
-from ml.generator import GenerationSettings
 from ml.judging import JudgeError
 from ml.judging.local import key_fact_recall
 from ml.stats import bootstrap_interval
@@ -79,7 +77,7 @@ def evaluation_run(
         judge_version=judge.version,
     )
     embedder = get_embedder()
-    generation = GenerationSettings(max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS)
+    generation = answer_generation()
     try:
         with using_adapter(adapter_version):
             for reference in references:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from apps.adapters.selectors import served_target
+from apps.answering.engine import answer_generation
 from apps.judging.services import answer_judge
 from apps.qa.models import Answer, Origin
 from apps.qa.services import answer_generate, question_submit
 from apps.references.selectors import references_for_sft
 from apps.training.services.data import teaching_set_check
-from ml.generator import GenerationSettings
 
 
 @dataclass(frozen=True)
@@ -43,9 +41,7 @@ def answers_sample(
     teaching_set_check(set_name=set_name)
     references = references_for_sft(set_name=set_name)[:questions]
     served = served_target().version
-    generation = GenerationSettings(
-        max_new_tokens=settings.GENERATION_MAX_NEW_TOKENS, temperature=temperature
-    )
+    generation = answer_generation(temperature=temperature)
     asked = answered = judged = 0
     for reference in references:
         existing = Answer.objects.filter(
