@@ -111,8 +111,6 @@ def start_worker(
     env: dict[str, str], *, queues: str, name: str, log: Path
 ) -> subprocess.Popen[bytes]:
     """A real ``celery worker`` process; returns once it answers a ping."""
-    from celery import Celery
-
     celery_bin = str(Path(sys.executable).parent / "celery")
     handle = log.open("wb")
     process = subprocess.Popen(
@@ -136,17 +134,33 @@ def start_worker(
         stderr=subprocess.STDOUT,
     )
     broker = env.get("CELERY_BROKER_URL") or env["REDIS_URL"].replace("unix://", "redis+socket://")
-    # Not the current app: shared tasks sent afterwards must still go to the portal's broker.
-    probe = Celery(broker=broker, set_as_current=False)
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{log.read_text()[-3000:]}")
-            replies = probe.control.ping(timeout=0.5, destination=[f"{name}@{os.uname().nodename}"])
-            if replies:
+            if _answers_ping(broker, f"{name}@{os.uname().nodename}"):
                 return process
         raise RuntimeError(f"worker did not answer within 90 s:\n{log.read_text()[-3000:]}")
+    except BaseException:
+        stop(process)  # never left running for later tests to meet on the broker
+        raise
+
+
+def _answers_ping(broker: str, destination: str) -> bool:
+    """One ping through a new client. A connection the broker dropped (a test restarted
+    it) is retried with the next ping, not taken for an answer or a failure."""
+    from celery import Celery
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    # Not the current app: shared tasks sent afterwards must still go to the portal's broker.
+    probe = Celery(broker=broker, set_as_current=False)
+    try:
+        return bool(probe.control.ping(timeout=0.5, destination=[destination]))
+    except (OperationalError, RedisConnectionError, ConnectionError):
+        time.sleep(0.5)
+        return False
     finally:
         probe.close()
 

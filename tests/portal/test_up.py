@@ -48,7 +48,7 @@ def _demo_corpus(folder: Path) -> Path:
     first start ingests in seconds: the whole of UFC 3-410-01, scanned pages and OCR
     included, is ingested by tests/apps/documents/test_search.py."""
     folder.mkdir()
-    for source, pages in ((support.UFC, 30), (support.HUD, 10)):
+    for source, pages in ((support.UFC, 27), (support.HUD, 5)):
         (folder / source.name).write_bytes(support.pdf_pages(source, list(range(pages))))
     return folder
 

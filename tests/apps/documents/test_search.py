@@ -1,4 +1,5 @@
-"""Search over the real demo corpus (UFC 3-410-01 and HUD NSPIRE), ingested once here."""
+"""Search over the real demo corpus (UFC 3-410-01 and HUD NSPIRE), ingested once here
+(without OCR of the scanned pages)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 
 from apps.documents import services
 from apps.documents.models import Document
@@ -22,7 +24,9 @@ FORKLIFT = "minimum temperature for warehouse forklift areas"
 def corpus(
     django_db_setup: None, django_db_blocker: pytest.FixtureRequest
 ) -> Iterator[dict[str, Document]]:
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+    # No OCR: the sample questions' pages all have a text layer, and the scanned ones cost
+    # most of the ingest (OCR has its own tests in test_services.py).
+    with django_db_blocker.unblock(), override_settings(OCR_ENABLED=False):  # type: ignore[attr-defined]
         documents = {
             path.name: support.ingest(path.name, path.read_bytes())
             for path in (support.UFC, support.HUD)
