@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.accounts.signed_in import signed_in_user
 from apps.adapters import services
 from apps.adapters.models import AdapterVersion, ServedAdapter, ServingChange
 
@@ -85,7 +86,7 @@ class AdapterVersionAdmin(ServingPermission, admin.ModelAdmin):
             return
         adapter = queryset.get()
         services.adapter_promote(
-            version=adapter.version, user=request.user, reason="served from admin"
+            version=adapter.version, user=signed_in_user(request), reason="served from admin"
         )
         self.message_user(request, f"{adapter.version} is now served.")
 
@@ -131,5 +132,5 @@ class ServingChangeAdmin(ServingPermission, admin.ModelAdmin):
                     messages.ERROR,
                 )
                 return
-            row = services.adapter_rollback(user=request.user)
+            row = services.adapter_rollback(user=signed_in_user(request))
         self.message_user(request, f"Rolled back “{change}”: now serving {row.version}.")

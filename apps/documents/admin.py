@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from apps.accounts.signed_in import signed_in_user
 from apps.documents import services
 from apps.documents.models import Chunk, Document, Page
 
@@ -103,7 +104,7 @@ class DocumentAdmin(admin.ModelAdmin):
         result = services.document_upload(
             filename=upload.name,
             chunks=upload.chunks(),
-            uploaded_by=request.user,
+            uploaded_by=signed_in_user(request),
             title=form.cleaned_data.get("title") or "",
         )
         # The admin's redirect after "add" needs the saved object.

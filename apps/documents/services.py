@@ -12,7 +12,7 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
 from django.db import InterfaceError, OperationalError, transaction
@@ -59,7 +59,7 @@ def document_upload(
     *,
     filename: str,
     chunks: Iterable[bytes],
-    uploaded_by: AbstractBaseUser | None = None,
+    uploaded_by: User | None = None,
     title: str = "",
     enqueue: bool = True,
 ) -> UploadResult:
@@ -123,7 +123,7 @@ def document_upload(
     return UploadResult(document, created=True, send_failed=sent == [False])
 
 
-def _new_version(*, name: str, title: str, uploaded_by: AbstractBaseUser | None) -> Document:
+def _new_version(*, name: str, title: str, uploaded_by: User | None) -> Document:
     previous = (
         Document.objects.select_for_update().filter(filename=name).order_by("-version").first()
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -70,7 +70,7 @@ class Finished:
 def question_submit(
     *,
     question: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
     session_key: str = "",
     conversation_id: int | None = None,
     client_token: str | None = None,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -96,7 +96,7 @@ def run_create(
     snapshot_id: int | None = None,
     reward_run_id: int | None = None,
     parent_version: str | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     enqueue: bool = True,
 ) -> TrainingRun:
     """Records a run and queues it on the ``gpu`` queue once the record is committed.
