@@ -53,7 +53,9 @@ class AdapterVersionAdmin(ServingPermission, admin.ModelAdmin):
 
     @admin.display(description="Lineage (newest first)")
     def lineage(self, obj: AdapterVersion) -> str:
-        chain, seen, current = [], set(), obj.parent
+        chain: list[str] = []
+        seen: set[int] = set()
+        current = obj.parent
         while current is not None and current.pk not in seen and len(chain) < 8:
             chain.append(current.version)
             seen.add(current.pk)
