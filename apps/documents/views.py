@@ -149,6 +149,13 @@ def progress(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
+_CONTENT_TYPES: dict[str, str] = {
+    Document.Kind.PDF: "application/pdf",
+    Document.Kind.MARKDOWN: "text/markdown; charset=utf-8",
+    Document.Kind.TEXT: "text/plain; charset=utf-8",
+}
+
+
 @require_GET
 def document_file(request: HttpRequest, pk: int) -> FileResponse:
     """The stored original, shown inline so that ``#page=N`` opens the cited page."""
@@ -160,11 +167,7 @@ def document_file(request: HttpRequest, pk: int) -> FileResponse:
     except FileNotFoundError as exc:
         raise Http404("The stored file is missing.") from exc
     content_type = (
-        {
-            Document.Kind.PDF: "application/pdf",
-            Document.Kind.MARKDOWN: "text/markdown; charset=utf-8",
-            Document.Kind.TEXT: "text/plain; charset=utf-8",
-        }.get(document.kind)
+        _CONTENT_TYPES.get(document.kind)
         or mimetypes.guess_type(document.filename)[0]
         or "application/octet-stream"
     )

@@ -7,7 +7,7 @@ down the answer is marked failed with the reason and can be retried.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -152,7 +152,7 @@ def answer_generate(*, answer_id: int, generation: GenerationSettings | None = N
 
 def answer_stream(
     *, answer_id: int, generation: GenerationSettings | None = None
-) -> Iterator[Token | Finished]:
+) -> Generator[Token | Finished, None, None]:
     """Retrieves, prompts and generates one pending answer, yielding text as it comes.
 
     Only the caller that moves the row from pending to generating runs the model; anyone

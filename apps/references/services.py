@@ -211,7 +211,7 @@ def reference_from_better_answer(
     answer_text = answer_text.strip()
     if not answer_text:
         raise InvalidReferences("The accepted answer is empty.")
-    cited = next(iter(feedback.answer.citations or []), {})
+    cited: Any = next(iter(feedback.answer.citations or []), {})  # JSON: a citation record
     reference = Reference.objects.select_for_update().filter(feedback=feedback).first()
     if reference is None:
         reference = Reference(

@@ -176,12 +176,14 @@ def better_answer_decide(
             raise AlreadyDecided("an SME accepted an edited text for it before (open it to decide)")
     if accept:
         if answer_text is None:
-            kept = (
+            if (
                 reference is not None
                 and reference.status == Reference.Status.VALIDATED
                 and feedback.better_answer_state == Feedback.BetterAnswer.ACCEPTED
-            )
-            answer_text = reference.answer if kept else feedback.better_answer
+            ):
+                answer_text = reference.answer  # kept
+            else:
+                answer_text = feedback.better_answer
         reference_from_better_answer(
             feedback_id=feedback.pk, answer_text=answer_text, reviewer=reviewer
         )

@@ -46,25 +46,25 @@ class InvalidRun(ValueError):
 def _job(algorithm: str) -> tuple[Any, type]:
     """The ml module of an algorithm and its config class (imported only when needed)."""
     if algorithm == Algorithm.REWARD:
-        from ml.training import reward as module
+        from ml.training import reward
 
-        return module, module.RewardConfig
+        return reward, reward.RewardConfig
     if algorithm == Algorithm.SFT:
-        from ml.training import sft as module
+        from ml.training import sft
 
-        return module, module.SFTConfig
+        return sft, sft.SFTConfig
     if algorithm == Algorithm.PPO:
-        from ml.training import ppo as module
+        from ml.training import ppo
 
-        return module, module.PPOConfig
+        return ppo, ppo.PPOConfig
     if algorithm == Algorithm.DPO:
-        from ml.training import dpo as module
+        from ml.training import dpo
 
-        return module, module.DPOConfig
+        return dpo, dpo.DPOConfig
     if algorithm == Algorithm.KTO:
-        from ml.training import kto as module
+        from ml.training import kto
 
-        return module, module.KTOConfig
+        return kto, kto.KTOConfig
     raise InvalidRun(
         f"unknown algorithm {algorithm!r}: choose one of {', '.join(Algorithm.values)}"
     )
