@@ -56,7 +56,7 @@ def gpu_worker(
     from portal.celery import GPU_QUEUE, app
 
     with app.connection_for_write() as connection:  # nothing left by earlier tests
-        connection.default_channel.queue_purge(GPU_QUEUE)
+        connection.default_channel.queue_purge(GPU_QUEUE)  # type: ignore[attr-defined]
     log = Path(tmp_path_factory.mktemp("gpu-worker")) / "worker.log"
     process = support.start_worker(env, queues="gpu", name="gpu-test", log=log)
     yield process
@@ -98,6 +98,7 @@ def test_a_new_library_bootstraps_its_supervised_stage(portal: None, gpu_worker:
     assert sft.parent_version == "base" and sft.version == loop.candidate
     assert served_target().version == loop.candidate
     # What measures never taught: no SFT example comes from a held-out set.
+    assert sft.snapshot is not None
     taught = set(sft.snapshot.examples.values_list("reference__reference_set__name", flat=True))
     assert taught == {"training"}
     assert LoopRun.objects.filter(key="bootstrap").count() == 1
@@ -133,6 +134,7 @@ def test_the_nightly_chain_runs_end_to_end(portal: None, gpu_worker: object, tin
         "promote",
     ]
     ppo = TrainingRun.objects.get(algorithm="ppo")
+    assert ppo.reward_run is not None
     assert ppo.reward_run.algorithm == "reward" and ppo.version == loop.candidate
     assert RunMetric.objects.filter(run=ppo).count() == SMALL["ppo"]["total_updates"]
     assert served_target().version == loop.candidate
