@@ -17,6 +17,6 @@ class AuthenticatedHttpRequest(HttpRequest):
 
 
 def signed_in_user(request: HttpRequest) -> User:
-    """``request.user`` of an admin page (the admin site lets only signed-in staff in),
-    whose method signatures Django fixes as taking a plain HttpRequest."""
+    """``request.user`` of an admin page (the admin site lets in only signed-in staff and
+    SMEs), whose method signatures Django fixes as taking a plain HttpRequest."""
     return cast("User", request.user)
