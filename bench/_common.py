@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -85,7 +86,7 @@ def searchable_chunks() -> int:
     return Chunk.objects.filter(searchable=True).count()
 
 
-def load_qa() -> list[dict[str, object]]:
+def load_qa() -> list[dict[str, Any]]:
     with SAMPLE_QA.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 

@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -298,7 +299,8 @@ def run_rloo(spec: dict[str, Any], prompts: list[list[dict[str, str]]]) -> dict[
     }
 
 
-CONTENDERS = {
+Contender = Callable[[dict[str, Any], list[list[dict[str, str]]]], dict[str, Any]]
+CONTENDERS: dict[str, Contender] = {
     "ours-torch": functools.partial(run_ours, rollout_engine="torch"),
     "ours-fast": functools.partial(run_ours, rollout_engine="llamacpp"),
     "trl112-ppo": run_trl112_ppo,

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, TypedDict
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PORTAL_VAR_DIR", str(REPO / "var" / "bench" / "answers"))
@@ -113,26 +114,26 @@ def main() -> None:
     declined_right = sum(a.declined for _, a in unanswerable)
     declined_wrong = sum(a.declined for _, a in answerable)
     generated = [a for _, a in answers if a.generate_ms]
-    overhead = [a.total_ms - a.generate_ms for a in generated]
-    share = sum(overhead) / sum(a.total_ms for a in generated) if generated else float("nan")
+    overhead = [_ms(a.total_ms) - _ms(a.generate_ms) for a in generated]
+    share = sum(overhead) / sum(_ms(a.total_ms) for a in generated) if generated else float("nan")
 
     swap = _adapter_swaps(generator)
-    figures = {
+    figures: dict[str, Any] = {  # printed as JSON
         "questions": len(answers),
         "citation_accuracy": cited / len(answerable),
         "gold_page_in_passages": given / len(answerable),
         "key_fact_recall": recall,
         "unanswerable_declined": declined_right / max(1, len(unanswerable)),
         "answerable_wrongly_declined": declined_wrong / len(answerable),
-        "retrieve_ms_p50": percentile([a.retrieve_ms for _, a in answers], 50),
-        "first_token_ms_p50": percentile([a.first_token_ms for a in generated], 50),
-        "generate_ms_p50": percentile([a.generate_ms for a in generated], 50),
-        "total_ms_p50": percentile([a.total_ms for _, a in answers], 50),
-        "total_ms_p95": percentile([a.total_ms for _, a in answers], 95),
+        "retrieve_ms_p50": percentile([_ms(a.retrieve_ms) for _, a in answers], 50),
+        "first_token_ms_p50": percentile([_ms(a.first_token_ms) for a in generated], 50),
+        "generate_ms_p50": percentile([_ms(a.generate_ms) for a in generated], 50),
+        "total_ms_p50": percentile([_ms(a.total_ms) for _, a in answers], 50),
+        "total_ms_p95": percentile([_ms(a.total_ms) for _, a in answers], 95),
         "overhead_ms_p50": percentile(overhead, 50),
         "overhead_share": share,
         "tokens_per_s": sum(a.completion_tokens or 0 for a in generated)
-        / (sum(a.generate_ms for a in generated) / 1000),
+        / (sum(_ms(a.generate_ms) for a in generated) / 1000),
         **judged,
         **swap,
     }
@@ -186,7 +187,22 @@ def main() -> None:
         print(json.dumps(figures))
 
 
-def _judged(answers: list[tuple[dict, Answer]]) -> dict[str, float | str]:
+def _ms(value: float | None) -> float:
+    """A finished answer's timing, which it always has (None fails, as arithmetic on it did)."""
+    if value is None:
+        raise TypeError("a finished answer without its timings")
+    return value
+
+
+class Judged(TypedDict):
+    judge: str
+    ai_score_mean: float
+    ai_score_low: float
+    ai_score_high: float
+    semantic_similarity: float
+
+
+def _judged(answers: list[tuple[dict, Answer]]) -> Judged:
     """The judge's mean score of the answers against the sample references, with its 95%
     bootstrap interval, and the mean cosine of answer and reference (the embedder's)."""
     from apps.documents.embedding import get_embedder

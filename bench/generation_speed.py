@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_QA = REPO.parent / "shared" / "eval" / "sample-qa.jsonl"
@@ -42,6 +42,9 @@ if str(REPO) not in sys.path:
 
 from ml.generator import GenerationResult, GenerationSettings  # noqa: E402
 from ml.prompting import Passage, build_messages  # noqa: E402
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 THREADS = 2
 MAX_NEW_TOKENS = 64
@@ -179,8 +182,12 @@ class TransformersEngine:
         self.stop_ids = stop_ids  # the same vocabulary as the GGUF (the prompts are compared)
 
     def prompt(self, messages: list[dict[str, str]]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_dict=True
+        # return_dict=True: a BatchEncoding, which the method's return type does not single out.
+        encoded = cast(
+            "BatchEncoding",
+            self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_dict=True
+            ),
         )
         return list(encoded["input_ids"])
 
@@ -495,7 +502,7 @@ def main() -> None:
         speed["llamacpp"]["tokens_per_s_with_prefill"]
         / speed["transformers"]["tokens_per_s_with_prefill"]
     )
-    best = max(bandwidth, key=bandwidth.get)
+    best = max(bandwidth, key=bandwidth.__getitem__)
     limit = bandwidth[best] * 1e9 / weights["weight_bytes_per_token"]
     share = speed["llamacpp"]["decode_tokens_per_s"] / limit
     q8_limit = bandwidth[best] * 1e9 / q8_weights["weight_bytes_per_token"]

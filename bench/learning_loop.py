@@ -104,7 +104,7 @@ def main() -> None:
     ensure_ingested(CORPUS_PDFS)
     if not ReferenceSet.objects.filter(name="validation").exists():
         references_import(path=SAMPLE_QA, set_name="validation")
-    report: dict[str, object] = {}
+    report: dict[str, dict[str, object]] = {}
     supervised = LoopRun.objects.filter(algorithm="sft").exclude(status="failed").first()
     if supervised is None:
         progress("no supervised stage yet: running it first (synthesize, SFT, gate)")

@@ -62,7 +62,7 @@ TRL112 = "1.12.0"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "lora_r": 32,
     "lora_alpha": 64,
     "lora_dropout": 0.05,

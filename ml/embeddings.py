@@ -42,8 +42,12 @@ class SentenceTransformerEmbedder:
         self.name = model_path.name if path else "all-MiniLM-L6-v2"
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(model_path), device=device, local_files_only=True)
-        self.dimensions = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length)
+        dimensions = self._model.get_embedding_dimension()
+        max_tokens = self._model.max_seq_length
+        if dimensions is None or max_tokens is None:  # int(None) failed here before
+            raise TypeError(f"{model_path} does not give its embedding size and sequence length")
+        self.dimensions = int(dimensions)
+        self.max_tokens = int(max_tokens)
         # Inference in a web or worker process can run on several threads at once.
         self._lock = threading.Lock()
 

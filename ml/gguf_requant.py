@@ -38,15 +38,17 @@ def requantize_q8_0(source: Path, target: Path) -> Path:
         sub_type = field.types[-1] if kind == GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), kind, sub_type=sub_type)
     for tensor in reader.tensors:
-        kind = GGMLQuantizationType(tensor.tensor_type)
-        if kind.name in _SLOW_PROMPT:
-            values = dequantize(tensor.data, kind).astype(np.float32)
+        qtype = GGMLQuantizationType(tensor.tensor_type)
+        if qtype.name in _SLOW_PROMPT:
+            values = dequantize(tensor.data, qtype).astype(np.float32)
             data = quantize(values, GGMLQuantizationType.Q8_0)
             writer.add_tensor(
                 tensor.name, data, raw_shape=data.shape, raw_dtype=GGMLQuantizationType.Q8_0
             )
         else:
-            writer.add_tensor(tensor.name, tensor.data, raw_shape=tensor.data.shape, raw_dtype=kind)
+            writer.add_tensor(
+                tensor.name, tensor.data, raw_shape=tensor.data.shape, raw_dtype=qtype
+            )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

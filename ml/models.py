@@ -40,7 +40,8 @@ def prepare_from_gguf(gguf_folder: Path, gguf_file: str, out: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(gguf_folder, gguf_file=gguf_file)
     model = AutoModelForCausalLM.from_pretrained(gguf_folder, gguf_file=gguf_file, dtype="float32")
     # Saving a model loaded from GGUF would otherwise record it as quantized.
-    model.hf_quantizer = None
+    # PreTrainedModel declares no hf_quantizer, so mypy takes torch's Module.__setattr__ types.
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     ensure_pad_token(tokenizer, model)

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ml import adapters
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable
 
 if TYPE_CHECKING:
     import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class OpenAICompatibleGenerator:
         try:
             response = self.client.chat.completions.create(
                 model=model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=cast("list[ChatCompletionMessageParam]", messages),
                 max_tokens=settings.max_new_tokens,
                 temperature=settings.temperature,
                 top_p=settings.top_p,

@@ -12,12 +12,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ml import adapters
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
 from ml.grounding import NumberGrounding, NumberVocabulary
 from ml.prompting import grounding_text
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 
 class TransformersGenerator:
@@ -33,7 +36,9 @@ class TransformersGenerator:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device)
+        # transformers wraps Module.to with functools.wraps, which its types take as unbound.
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        self.model = model.to(self.device)  # type: ignore[arg-type]
         ensure_pad_token(self.tokenizer, self.model)
         self.model.eval()
         self.model_name = model_path.name
@@ -95,11 +100,11 @@ class TransformersGenerator:
         from transformers import LogitsProcessor, LogitsProcessorList
 
         if self._vocabulary is None:
-            texts = [self.tokenizer.decode([token]) for token in range(len(self.tokenizer))]
+            texts = [str(self.tokenizer.decode([token])) for token in range(len(self.tokenizer))]
             self._vocabulary = NumberVocabulary.from_texts(texts)
         grounding = NumberGrounding(self._vocabulary, grounding_text(messages), prompt_tokens)
 
-        class Grounded(LogitsProcessor):  # type: ignore[misc]
+        class Grounded(LogitsProcessor):
             def __call__(self, input_ids: Any, scores: Any) -> Any:
                 ids = input_ids[0, prompt_tokens:].tolist()
                 allowed = grounding.allowed(ids, int(scores.shape[-1]))
@@ -116,8 +121,12 @@ class TransformersGenerator:
         import torch
         from transformers import TextIteratorStreamer
 
-        encoded = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        # return_dict=True: a BatchEncoding, which the method's return type does not single out.
+        encoded = cast(
+            "BatchEncoding",
+            self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            ),
         )
         input_ids = encoded["input_ids"].to(self.device)
         attention_mask = encoded["attention_mask"].to(self.device)

@@ -51,7 +51,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
     worker's main process, so a worker busy with a long task still counts as alive (its
     task has its own time limit); a dead or stopped one expires within the TTL."""
 
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)

@@ -19,7 +19,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from dj_database_url import DBConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class EmbeddedPostgres:
         """A DATABASE_URL for children: the socket folder as a percent-encoded host."""
         return f"postgresql://postgres@{quote(str(self.socket_dir), safe='')}/{self.database}"
 
-    def django_settings(self) -> dict[str, object]:
+    def django_settings(self) -> DBConfig:
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": self.database,

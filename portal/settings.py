@@ -136,6 +136,7 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------
 _database_url = env_str("DATABASE_URL")
+DATABASES: dict[str, dj_database_url.DBConfig]
 if _database_url:
     try:
         DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}

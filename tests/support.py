@@ -9,7 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from django.contrib.auth.models import User
+
+    from apps.judging.models import Judgement
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -50,7 +58,31 @@ def ingest(name: str, data: bytes, **kwargs: object):  # -> Document
     return services.document_ingest(document_id=result.document.pk)
 
 
-def make_user(username: str, *groups: str, staff: bool = False, permissions: tuple[str, ...] = ()):
+def judged(answer_id: int) -> Judgement:
+    """``answer_judge`` of a finished answer: its judgement (only unfinished ones get None)."""
+    from apps.judging.services import answer_judge
+
+    judgement = answer_judge(answer_id=answer_id)
+    assert judgement is not None, f"answer {answer_id} was not judged"
+    return judgement
+
+
+def streamed(response: object) -> Iterator[bytes]:
+    """The body of a streaming response (a file, an export, server-sent events) from the
+    test client, which the stubs type as a plain HttpResponse."""
+    from collections.abc import Iterator
+
+    from django.http import StreamingHttpResponse
+
+    assert isinstance(response, StreamingHttpResponse), response
+    content = response.streaming_content
+    assert isinstance(content, Iterator)  # a sync response's
+    return content
+
+
+def make_user(
+    username: str, *groups: str, staff: bool = False, permissions: tuple[str, ...] = ()
+) -> User:
     """A user in ``groups`` with the model ``permissions`` given as "app.codename"."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group, Permission
@@ -173,7 +205,8 @@ def purge_queue(name: str) -> int:
 
     with app.connection() as connection:
         connection.ensure_connection(max_retries=5)
-        return int(connection.default_channel.queue_purge(name) or 0)
+        # kombu's types give a channel no queue_purge; Redis's virtual channel has one.
+        return int(connection.default_channel.queue_purge(name) or 0)  # type: ignore[attr-defined]
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -229,7 +262,7 @@ def make_adapter(
                 parameter.mul_(scale)
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=folder))
-    peft_model.save_pretrained(staging)
+    peft_model.save_pretrained(str(staging))
     if not gguf:
         adapters.write_manifest(
             staging, version=version, base_model=base_model.name, algorithm="random"
@@ -306,13 +339,17 @@ def web_login(base: str, username: str):  # -> requests.Session
 
     session = requests.Session()
     page = session.get(f"{base}/accounts/login/", timeout=10)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert found is not None, "the login page has no CSRF token"
+    token = found.group(1)
     session.post(
         f"{base}/accounts/login/",
         data={"username": username, "password": f"pw-{username}", "csrfmiddlewaretoken": token},
         headers={"Referer": f"{base}/accounts/login/"},
         timeout=10,
     )
-    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
+    csrf_cookie = session.cookies["csrftoken"]
+    assert csrf_cookie is not None
+    session.headers["X-CSRFToken"] = csrf_cookie
     session.headers["Referer"] = base
     return session

@@ -5,14 +5,14 @@ admin, where Django's model permissions decide what they see and change."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 ENGINEERS = "engineers"
 SMES = "smes"
 GROUPS = (ENGINEERS, SMES)
 
 
-def is_sme(user: AbstractBaseUser | AnonymousUser) -> bool:
+def is_sme(user: User | AnonymousUser) -> bool:
     """Subject-matter experts (members of the ``smes`` group) and superusers may manage
     documents, the review queues, exports and analytics."""
     if not user.is_authenticated or not user.is_active:
@@ -22,7 +22,7 @@ def is_sme(user: AbstractBaseUser | AnonymousUser) -> bool:
     return user.groups.filter(name=SMES).exists()
 
 
-def may_enter_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+def may_enter_admin(user: User | AnonymousUser) -> bool:
     """Staff (with whatever model permissions they were given) and SMEs (for the review
     queues and reference sets) get into the admin site."""
     return bool(user.is_authenticated and user.is_active and (user.is_staff or is_sme(user)))

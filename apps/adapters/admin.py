@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.accounts.signed_in import signed_in_user
 from apps.adapters import services
 from apps.adapters.models import AdapterVersion, ServedAdapter, ServingChange
 
@@ -51,7 +52,9 @@ class AdapterVersionAdmin(ServingPermission, admin.ModelAdmin):
 
     @admin.display(description="Lineage (newest first)")
     def lineage(self, obj: AdapterVersion) -> str:
-        chain, seen, current = [], set(), obj.parent
+        chain: list[str] = []
+        seen: set[int] = set()
+        current = obj.parent
         while current is not None and current.pk not in seen and len(chain) < 8:
             chain.append(current.version)
             seen.add(current.pk)
@@ -84,7 +87,7 @@ class AdapterVersionAdmin(ServingPermission, admin.ModelAdmin):
             return
         adapter = queryset.get()
         services.adapter_promote(
-            version=adapter.version, user=request.user, reason="served from admin"
+            version=adapter.version, user=signed_in_user(request), reason="served from admin"
         )
         self.message_user(request, f"{adapter.version} is now served.")
 
@@ -118,7 +121,7 @@ class ServingChangeAdmin(ServingPermission, admin.ModelAdmin):
             return
         change = selected[0]
         try:
-            row = services.adapter_rollback(change_id=change.pk, user=request.user)
+            row = services.adapter_rollback(change_id=change.pk, user=signed_in_user(request))
         except services.RollbackRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return

@@ -42,7 +42,7 @@ class ServedAdapter(models.Model):
 
     @property
     def version(self) -> str:
-        return self.adapter.version if self.adapter_id else "base"
+        return self.adapter.version if self.adapter is not None else "base"
 
 
 class ServingChange(models.Model):

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from apps.adapters.models import AdapterVersion, ServedAdapter, ServingChange
@@ -62,9 +62,7 @@ def _served_row() -> ServedAdapter:
     return row
 
 
-def adapter_promote(
-    *, version: str, user: AbstractBaseUser | None = None, reason: str = ""
-) -> ServedAdapter:
+def adapter_promote(*, version: str, user: User | None = None, reason: str = "") -> ServedAdapter:
     """Makes ``version`` (or ``base``) the served adapter and tells every generator.
 
     The notice goes out on Redis after the commit; generators that miss it pick the change
@@ -91,9 +89,7 @@ class RollbackRefused(ValueError):
     """The rollback asked for would undo something other than the latest change."""
 
 
-def adapter_rollback(
-    *, change_id: int | None = None, user: AbstractBaseUser | None = None
-) -> ServedAdapter:
+def adapter_rollback(*, change_id: int | None = None, user: User | None = None) -> ServedAdapter:
     """Serves again what was served before the latest change. With ``change_id`` (the
     change a person chose to undo), refuses unless that change is still the latest."""
     with transaction.atomic():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -7,8 +9,12 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from apps.accounts.signed_in import signed_in_user
 from apps.documents import services
 from apps.documents.models import Chunk, Document, Page
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 
 class DocumentUploadForm(forms.ModelForm):
@@ -27,7 +33,7 @@ class PageInline(admin.TabularInline):
     model = Page
     extra = 0
     can_delete = False
-    fields = ["number", "label", "char_count", "has_text_layer", "ocr"]
+    fields = ("number", "label", "char_count", "has_text_layer", "ocr")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -77,12 +83,14 @@ class DocumentAdmin(admin.ModelAdmin):
     ]
     inlines = [PageInline]
 
-    def get_form(self, request: HttpRequest, obj: Document | None = None, **kwargs: object):  # type: ignore[override]
+    def get_form(
+        self, request: HttpRequest, obj: Document | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
         if obj is None:
             kwargs["form"] = DocumentUploadForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Document | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Document | None = None) -> _FieldGroups:
         if obj is None:
             return ["upload", "title"]
         return ["title", *self.readonly_fields]
@@ -90,7 +98,7 @@ class DocumentAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Document | None = None) -> list[str]:
         return [] if obj is None else self.readonly_fields
 
-    def get_inlines(self, request: HttpRequest, obj: Document | None):  # type: ignore[override]
+    def get_inlines(self, request: HttpRequest, obj: Document | None):
         return [] if obj is None else self.inlines
 
     def save_model(
@@ -103,7 +111,7 @@ class DocumentAdmin(admin.ModelAdmin):
         result = services.document_upload(
             filename=upload.name,
             chunks=upload.chunks(),
-            uploaded_by=request.user,
+            uploaded_by=signed_in_user(request),
             title=form.cleaned_data.get("title") or "",
         )
         # The admin's redirect after "add" needs the saved object.

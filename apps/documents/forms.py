@@ -34,7 +34,9 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField(label="PDF, Markdown or text files")
+    # A declared field, which the form's metaclass takes off the class into base_fields: no
+    # clash at run time with BaseForm.files (the uploaded files), as the stubs think.
+    files = MultipleFileField(label="PDF, Markdown or text files")  # type: ignore[assignment]
     title = forms.CharField(
         max_length=300, required=False, help_text="Optional; used when uploading a single file."
     )

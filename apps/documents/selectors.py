@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -13,6 +14,9 @@ from django.db.models import QuerySet
 from apps.documents.embedding import remembering_embedder
 from apps.documents.models import Chunk, Document, Page
 from ml.parsing import tesseract_ocr
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
 
 RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the value from the original paper
 CANDIDATES = 50  # how deep each ranking goes before fusion
@@ -180,9 +184,9 @@ def search_statement(
     k: int,
     document_ids: Sequence[int] | None = None,
     candidates: int = CANDIDATES,
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, dict[str, Any]]:
     """The hybrid search SQL and its parameters (benchmarks EXPLAIN exactly this)."""
-    params: dict[str, object] = {
+    params: dict[str, Any] = {
         "text": query,
         "vector": _vector_literal(vector),
         "candidates": max(candidates, k),
@@ -198,12 +202,12 @@ def search_statement(
     return _SEARCH_SQL.format(document_filter=document_filter), params
 
 
-def search_session(cursor: object, *, candidates: int = CANDIDATES) -> None:
+def search_session(cursor: CursorWrapper, *, candidates: int = CANDIDATES) -> None:
     """Per-transaction settings for search. A document filter can leave the HNSW scan short
     of candidates; iterative scans keep it going until it has enough."""
-    cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_EF_SEARCH, candidates))}")  # type: ignore[attr-defined]
-    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # type: ignore[attr-defined]
-    cursor.execute("SET LOCAL work_mem = '32MB'")  # type: ignore[attr-defined]
+    cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_EF_SEARCH, candidates))}")
+    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    cursor.execute("SET LOCAL work_mem = '32MB'")
 
 
 def search_chunks(

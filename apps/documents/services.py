@@ -8,11 +8,12 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
 from django.db import InterfaceError, OperationalError, transaction
@@ -59,7 +60,7 @@ def document_upload(
     *,
     filename: str,
     chunks: Iterable[bytes],
-    uploaded_by: AbstractBaseUser | None = None,
+    uploaded_by: User | None = None,
     title: str = "",
     enqueue: bool = True,
 ) -> UploadResult:
@@ -100,7 +101,7 @@ def document_upload(
             document.size_bytes = size
             document.sha256 = sha256
             try:
-                if oversized:
+                if sha256 is None:  # oversized
                     limit_mb = settings.DOCUMENT_MAX_BYTES / (1024 * 1024)
                     raise DocumentError(f"the file is larger than the {limit_mb:.0f} MB limit")
                 document.kind = detect_kind(name, head)
@@ -123,7 +124,7 @@ def document_upload(
     return UploadResult(document, created=True, send_failed=sent == [False])
 
 
-def _new_version(*, name: str, title: str, uploaded_by: AbstractBaseUser | None) -> Document:
+def _new_version(*, name: str, title: str, uploaded_by: User | None) -> Document:
     previous = (
         Document.objects.select_for_update().filter(filename=name).order_by("-version").first()
     )
@@ -528,7 +529,7 @@ def corpus_ingest_first_run(*, folder: Path) -> int:
     ):
         with path.open("rb") as handle:
             result = document_upload(
-                filename=path.name, chunks=iter(lambda h=handle: h.read(1024 * 1024), b"")
+                filename=path.name, chunks=iter(partial(handle.read, 1024 * 1024), b"")
             )
         queued += result.created and result.document.status == Document.Status.QUEUED
     return queued

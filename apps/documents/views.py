@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.accounts.decorators import sme_required
+from apps.accounts.signed_in import AuthenticatedHttpRequest
 from apps.documents import selectors, services, uploads
 from apps.documents.forms import SearchForm, UploadForm
 from apps.documents.models import Document
@@ -49,7 +50,7 @@ def library(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # checked below, once the upload limits are in place
 @sme_required
 @require_http_methods(["GET", "POST"])
-def upload(request: HttpRequest) -> HttpResponse:
+def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         if uploads.request_too_large(request):
             messages.error(
@@ -67,7 +68,9 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_protect
-def _upload(request: HttpRequest, limits: uploads.DocumentUploadLimits) -> HttpResponse:
+def _upload(
+    request: AuthenticatedHttpRequest, limits: uploads.DocumentUploadLimits
+) -> HttpResponse:
     form = UploadForm(request.POST, request.FILES)
     for name, reason in limits.refused:
         messages.error(request, f"“{name}” was not accepted: {reason}")
@@ -146,6 +149,13 @@ def progress(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
+_CONTENT_TYPES: dict[str, str] = {
+    Document.Kind.PDF: "application/pdf",
+    Document.Kind.MARKDOWN: "text/markdown; charset=utf-8",
+    Document.Kind.TEXT: "text/plain; charset=utf-8",
+}
+
+
 @require_GET
 def document_file(request: HttpRequest, pk: int) -> FileResponse:
     """The stored original, shown inline so that ``#page=N`` opens the cited page."""
@@ -157,11 +167,7 @@ def document_file(request: HttpRequest, pk: int) -> FileResponse:
     except FileNotFoundError as exc:
         raise Http404("The stored file is missing.") from exc
     content_type = (
-        {
-            Document.Kind.PDF: "application/pdf",
-            Document.Kind.MARKDOWN: "text/markdown; charset=utf-8",
-            Document.Kind.TEXT: "text/plain; charset=utf-8",
-        }.get(document.kind)
+        _CONTENT_TYPES.get(document.kind)
         or mimetypes.guess_type(document.filename)[0]
         or "application/octet-stream"
     )

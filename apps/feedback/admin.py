@@ -9,7 +9,7 @@ class RevisionInline(admin.TabularInline):
     model = FeedbackRevision
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["score", "better_answer", "note", "created_at"]
+    fields = readonly_fields = ("score", "better_answer", "note", "created_at")
 
     def has_add_permission(self, request: object, obj: object = None) -> bool:
         return False

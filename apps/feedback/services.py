@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from apps.accounts.sessions import session_key_digest
@@ -18,7 +18,7 @@ class InvalidFeedback(ValueError):
 def feedback_submit(
     *,
     answer_id: int,
-    user: AbstractBaseUser,
+    user: User,
     score: int,
     better_answer: str = "",
     note: str = "",

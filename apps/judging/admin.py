@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -7,6 +9,9 @@ from django.http import HttpRequest
 from apps.accounts.admin import SmeAdmin
 from apps.judging.models import Judgement, JudgeRubric
 from apps.judging.services import rubric_activate
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 
 @admin.register(JudgeRubric)
@@ -16,7 +21,7 @@ class JudgeRubricAdmin(admin.ModelAdmin):
     list_display = ["version", "is_active", "created_at"]
     actions = ["activate"]
 
-    def get_fields(self, request: HttpRequest, obj: JudgeRubric | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: JudgeRubric | None = None) -> _FieldGroups:
         return ["version", "text", "is_active", "created_at"]
 
     def get_readonly_fields(

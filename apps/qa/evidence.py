@@ -14,7 +14,7 @@ never changed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 import numpy as np
@@ -96,7 +96,7 @@ def _numbers(text: str) -> set[str]:
 def find_evidence(
     *,
     answer: str,
-    citations: Sequence[dict[str, Any]],
+    citations: Sequence[Mapping[str, Any]],
     shown: dict[int, str],
     passages: dict[int, str],
     embed: Embed,
@@ -106,7 +106,7 @@ def find_evidence(
     passage by number; ``passages``: the whole passage texts by chunk id."""
     claims = claims_by_number(answer)
     every_claim = [c for cs in claims.values() for c in cs]
-    plans: list[tuple[dict[str, Any], list[str], list[str], list[str]]] = []
+    plans: list[tuple[Mapping[str, Any], list[str], list[str], list[str]]] = []
     for cited in citations:
         whole = sentences_of(passages.get(cited["chunk_id"], ""))
         candidates = sentences_of(shown.get(cited["number"], "")) or whole

@@ -7,12 +7,12 @@ down the answer is marked failed with the reason and can be retried.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -70,7 +70,7 @@ class Finished:
 def question_submit(
     *,
     question: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
     session_key: str = "",
     conversation_id: int | None = None,
     client_token: str | None = None,
@@ -152,7 +152,7 @@ def answer_generate(*, answer_id: int, generation: GenerationSettings | None = N
 
 def answer_stream(
     *, answer_id: int, generation: GenerationSettings | None = None
-) -> Iterator[Token | Finished]:
+) -> Generator[Token | Finished, None, None]:
     """Retrieves, prompts and generates one pending answer, yielding text as it comes.
 
     Only the caller that moves the row from pending to generating runs the model; anyone

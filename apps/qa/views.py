@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.accounts.signed_in import AuthenticatedHttpRequest
 from apps.feedback.services import InvalidFeedback, feedback_submit
 from apps.qa import selectors, services
 from apps.qa.forms import FeedbackForm, QuestionForm
@@ -29,7 +30,7 @@ def _question_form(conversation: Conversation | None = None) -> QuestionForm:
 
 
 @require_http_methods(["GET", "POST"])
-def ask(request: HttpRequest) -> HttpResponse:
+def ask(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = QuestionForm(request.POST)
         if form.is_valid():
@@ -50,13 +51,13 @@ def ask(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     convo = get_object_or_404(Conversation, pk=pk, user=request.user)
     return render(request, "qa/ask.html", _page(request, convo, _question_form(convo)))
 
 
 def _page(
-    request: HttpRequest, convo: Conversation | None, form: QuestionForm
+    request: AuthenticatedHttpRequest, convo: Conversation | None, form: QuestionForm
 ) -> dict[str, object]:
     return {
         "form": form,
@@ -67,7 +68,7 @@ def _page(
     }
 
 
-def _own_answer(request: HttpRequest, pk: int) -> Answer:
+def _own_answer(request: AuthenticatedHttpRequest, pk: int) -> Answer:
     answer = selectors.answer_for(request.user, pk)
     if answer is None:
         raise Http404
@@ -79,7 +80,7 @@ def _answer_url(answer: Answer) -> str:
 
 
 @require_GET
-def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+def answer_stream(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
     """Server-sent events: ``token`` pieces while the model writes, then ``done`` with the
     finished answer block (citations, resources, feedback form) rendered by the server."""
     answer = _own_answer(request, pk)
@@ -122,7 +123,7 @@ def _sse(
 
 
 @require_POST
-def answer_generate(request: HttpRequest, pk: int) -> HttpResponse:
+def answer_generate(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The fallback without JavaScript: generate the whole answer, then show the page."""
     answer = _own_answer(request, pk)
     services.answer_generate(answer_id=answer.pk)
@@ -130,7 +131,7 @@ def answer_generate(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def answer_retry(request: HttpRequest, pk: int) -> HttpResponse:
+def answer_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     answer = _own_answer(request, pk)
     if not services.answer_retry(answer_id=answer.pk):
         messages.info(
@@ -140,7 +141,7 @@ def answer_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def feedback(request: HttpRequest, pk: int) -> HttpResponse:
+def feedback(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     answer = _own_answer(request, pk)
     form = FeedbackForm(request.POST)
     target = _answer_url(answer)
@@ -164,7 +165,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def api_ask(request: HttpRequest) -> JsonResponse:
+def api_ask(request: AuthenticatedHttpRequest) -> JsonResponse:
     """JSON in, JSON out: ``{"question": ...}`` -> the same object ``manage.py ask --json`` prints."""
     try:
         payload = json.loads(request.body or b"{}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from apps.documents.embedding import get_embedder
@@ -201,7 +201,7 @@ def _embed_questions(references: list[Reference]) -> None:
 
 @transaction.atomic
 def reference_from_better_answer(
-    *, feedback_id: int, answer_text: str, reviewer: AbstractBaseUser
+    *, feedback_id: int, answer_text: str, reviewer: User
 ) -> Reference:
     """Turns a user's better answer (as the SME accepted or edited it) into a validated
     training reference. Accepting it again updates the same reference."""
@@ -211,7 +211,7 @@ def reference_from_better_answer(
     answer_text = answer_text.strip()
     if not answer_text:
         raise InvalidReferences("The accepted answer is empty.")
-    cited = next(iter(feedback.answer.citations or []), {})
+    cited: Any = next(iter(feedback.answer.citations or []), {})  # JSON: a citation record
     reference = Reference.objects.select_for_update().filter(feedback=feedback).first()
     if reference is None:
         reference = Reference(

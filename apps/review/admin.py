@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from apps.accounts.admin import SmeAdmin
+from apps.accounts.signed_in import signed_in_user
 from apps.feedback.models import Feedback
 from apps.judging.models import Judgement
 from apps.references.models import Reference
@@ -151,7 +152,7 @@ class JudgementQueueAdmin(ReviewQueueAdmin):
         data = form.cleaned_data
         services.judgement_validate(
             judgement_id=obj.pk,
-            reviewer=request.user,
+            reviewer=signed_in_user(request),
             score=data.get("new_score") if data["decision"] == "override" else None,
             reason=data.get("reason", ""),
             seconds=self.item_seconds(request, obj.pk),
@@ -163,7 +164,7 @@ class JudgementQueueAdmin(ReviewQueueAdmin):
             request,
             queryset,
             lambda pk, **bulk: services.judgement_validate(
-                judgement_id=pk, reviewer=request.user, **bulk
+                judgement_id=pk, reviewer=signed_in_user(request), **bulk
             ),
         )
 
@@ -213,7 +214,7 @@ class NegativeFeedbackAdmin(AnswerContext, ReviewQueueAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         services.feedback_triage(
             feedback_id=obj.pk,
-            reviewer=request.user,
+            reviewer=signed_in_user(request),
             state=form.cleaned_data["decision"],
             reason=form.cleaned_data.get("reason", ""),
             seconds=self.item_seconds(request, obj.pk),
@@ -224,7 +225,7 @@ class NegativeFeedbackAdmin(AnswerContext, ReviewQueueAdmin):
             request,
             queryset,
             lambda pk, **bulk: services.feedback_triage(
-                feedback_id=pk, reviewer=request.user, state=state, **bulk
+                feedback_id=pk, reviewer=signed_in_user(request), state=state, **bulk
             ),
         )
 
@@ -296,7 +297,7 @@ class BetterAnswerAdmin(AnswerContext, ReviewQueueAdmin):
         data = form.cleaned_data
         services.better_answer_decide(
             feedback_id=obj.pk,
-            reviewer=request.user,
+            reviewer=signed_in_user(request),
             accept=data["decision"] == "accept",
             answer_text=(data.get("accepted_text") or "").strip() or None,
             reason=data.get("reason", ""),
@@ -308,7 +309,7 @@ class BetterAnswerAdmin(AnswerContext, ReviewQueueAdmin):
             request,
             queryset,
             lambda pk, **bulk: services.better_answer_decide(
-                feedback_id=pk, reviewer=request.user, accept=accept, **bulk
+                feedback_id=pk, reviewer=signed_in_user(request), accept=accept, **bulk
             ),
         )
 
@@ -363,7 +364,7 @@ class SyntheticPairAdmin(ReviewQueueAdmin):
         data = form.cleaned_data
         services.synthetic_decide(
             reference_id=obj.pk,
-            reviewer=request.user,
+            reviewer=signed_in_user(request),
             accept=data["decision"] == "validate",
             question=data.get("corrected_question") or None,
             answer=data.get("corrected_answer") or None,
@@ -376,7 +377,7 @@ class SyntheticPairAdmin(ReviewQueueAdmin):
             request,
             queryset,
             lambda pk, **bulk: services.synthetic_decide(
-                reference_id=pk, reviewer=request.user, accept=accept, **bulk
+                reference_id=pk, reviewer=signed_in_user(request), accept=accept, **bulk
             ),
         )
 

@@ -293,7 +293,8 @@ def line_chart(
     radius = 3.5 if len(x_labels) <= 40 else 2.5
     described = []
     for name, lookup, color, dash in zip(names, lookups, colors, dashes, strict=True):
-        commands, points = [], []
+        commands: list[str] = []
+        markers: list[str] = []
         pen_down = False
         for index, x_label in enumerate(x_labels):
             value = lookup.get(x_label)
@@ -302,7 +303,7 @@ def line_chart(
                 continue
             commands.append(f"{'L' if pen_down else 'M'}{_num(x(index))} {_num(y(value))}")
             pen_down = True
-            points.append(
+            markers.append(
                 f'<circle class="point" cx="{_num(x(index))}" cy="{_num(y(value))}" '
                 f'r="{radius}" fill="{color}"><title>{_text(name)} · {_text(x_label)}: '
                 f"{_exact(value)}</title></circle>"
@@ -313,7 +314,7 @@ def line_chart(
             f'<g class="series"><title>{_text(name)}</title>'
             f'<path class="line" d="{" ".join(commands)}" fill="none" stroke="{color}" '
             f'stroke-width="2.25" stroke-linejoin="round" stroke-linecap="round"'
-            f"{dash_attribute}/>{''.join(points)}</g>"
+            f"{dash_attribute}/>{''.join(markers)}</g>"
         )
     return _svg(title=title, summary=_summary(described), height=height, body=body)
 
@@ -345,7 +346,7 @@ def stacked_share_bar(parts: Sequence[tuple[str, float, str]], *, title: str) ->
             f'font-size="{_LABEL_SIZE}" {_MUTED}>No data yet</text>'
         )
     else:
-        start = left
+        start: float = left
         for label, count, color, percent in zip(labels, counts, colors, percents, strict=True):
             width = count / total * (right - left)
             share = f"{count / total * 100:.1f}%"

@@ -45,7 +45,8 @@ class JudgementDecisionForm(forms.ModelForm):
             )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean returns (typed there as optional)
         if data.get("decision") == "override":
             if data.get("new_score") is None:
                 self.add_error("new_score", "Choose the score you give the answer.")

@@ -120,10 +120,11 @@ class ReviewerFilter(IdListFilter):
         return [(str(u.pk), u.get_username()) for u in users]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if not self.value():
+        reviewer_id = self.value()
+        if not reviewer_id:
             return queryset
         decided = ReviewDecision.objects.filter(
-            queue=self.model_admin.queue, reviewer_id=self.value()
+            queue=self.model_admin.queue, reviewer_id=int(reviewer_id)
         ).values("object_id")
         return queryset.filter(pk__in=decided)
 
@@ -144,11 +145,12 @@ class DocumentFilter(IdListFilter):
         return [(str(d.pk), d.title[:60]) for d in documents]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if not self.value():
+        document_id = self.value()
+        if not document_id:
             return queryset
         if self.lookup.endswith("__contains"):
-            return queryset.filter(**{self.lookup: [{"document_id": int(self.value())}]})
-        return queryset.filter(**{self.lookup: self.value()})
+            return queryset.filter(**{self.lookup: [{"document_id": int(document_id)}]})
+        return queryset.filter(**{self.lookup: document_id})
 
 
 class ScoreBandFilter(admin.SimpleListFilter):
@@ -160,9 +162,10 @@ class ScoreBandFilter(admin.SimpleListFilter):
         return [(key, label) for key, (label, _, _) in SCORE_BANDS.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() not in SCORE_BANDS:
+        band = self.value()
+        if band not in SCORE_BANDS:
             return queryset
-        _, low, high = SCORE_BANDS[self.value()]
+        _, low, high = SCORE_BANDS[band]
         return queryset.filter(**{f"{self.field}__gte": low, f"{self.field}__lte": high})
 
 
@@ -178,7 +181,7 @@ class ToDoFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [*[(v, label) for v, label in self.states if v != self.todo], ("all", "All")]
 
-    def choices(self, changelist: Any) -> Any:  # type: ignore[override]
+    def choices(self, changelist: Any) -> Any:
         yield {
             "selected": self.value() is None,
             "query_string": changelist.get_query_string(remove=[self.parameter_name]),

@@ -206,8 +206,8 @@ def review_effort() -> list[ReviewEffort]:
             queue=queue.value,
             label=queue.label,
             waiting=waiting[queue],
-            decided=stats.get(queue, {}).get("n", 0),
-            mean_seconds=stats.get(queue, {}).get("mean"),
+            decided=stats[queue]["n"] if queue in stats else 0,
+            mean_seconds=stats[queue]["mean"] if queue in stats else None,
         )
         for queue in Queue
     ]
@@ -220,8 +220,8 @@ EXPORTS = ("feedback", "judgements", "references")
 def export_rows(kind: str) -> Iterator[dict[str, Any]]:
     """Flat records, one per row, oldest first; streamed so an export never loads it all."""
     if kind == "feedback":
-        queryset = Feedback.objects.select_related("answer", "user").order_by("pk")
-        for f in queryset.iterator(chunk_size=500):
+        feedback = Feedback.objects.select_related("answer", "user").order_by("pk")
+        for f in feedback.iterator(chunk_size=500):
             yield {
                 "id": f.pk,
                 "answer_id": f.answer_id,
@@ -238,8 +238,8 @@ def export_rows(kind: str) -> Iterator[dict[str, Any]]:
                 "updated_at": f.updated_at.isoformat(),
             }
     elif kind == "judgements":
-        queryset = Judgement.objects.select_related("answer").order_by("pk")
-        for j in queryset.iterator(chunk_size=500):
+        judgements = Judgement.objects.select_related("answer").order_by("pk")
+        for j in judgements.iterator(chunk_size=500):
             yield {
                 "id": j.pk,
                 "answer_id": j.answer_id,
@@ -260,8 +260,8 @@ def export_rows(kind: str) -> Iterator[dict[str, Any]]:
                 "judged_at": j.judged_at.isoformat() if j.judged_at else None,
             }
     elif kind == "references":
-        queryset = Reference.objects.select_related("reference_set").order_by("pk")
-        for r in queryset.iterator(chunk_size=500):
+        references = Reference.objects.select_related("reference_set").order_by("pk")
+        for r in references.iterator(chunk_size=500):
             yield {
                 "id": r.external_id or f"ref-{r.pk}",
                 "set": r.reference_set.name,

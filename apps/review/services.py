@@ -8,7 +8,7 @@ so a bulk action never overwrites an expert's decision, edit or override."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from apps.feedback.models import Feedback
@@ -51,7 +51,7 @@ def _decision(
     queue: Queue,
     object_id: int,
     action: str,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     seconds: float | None,
     reason: str = "",
     score_before: float | None = None,
@@ -81,7 +81,7 @@ def _check_score(score: float) -> float:
 def judgement_validate(
     *,
     judgement_id: int,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     score: float | None = None,
     reason: str = "",
     seconds: float | None = None,
@@ -123,7 +123,7 @@ def judgement_validate(
 def feedback_triage(
     *,
     feedback_id: int,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     state: str,
     reason: str = "",
     seconds: float | None = None,
@@ -152,7 +152,7 @@ def feedback_triage(
 def better_answer_decide(
     *,
     feedback_id: int,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     accept: bool,
     answer_text: str | None = None,
     reason: str = "",
@@ -176,12 +176,14 @@ def better_answer_decide(
             raise AlreadyDecided("an SME accepted an edited text for it before (open it to decide)")
     if accept:
         if answer_text is None:
-            kept = (
+            if (
                 reference is not None
                 and reference.status == Reference.Status.VALIDATED
                 and feedback.better_answer_state == Feedback.BetterAnswer.ACCEPTED
-            )
-            answer_text = reference.answer if kept else feedback.better_answer
+            ):
+                answer_text = reference.answer  # kept
+            else:
+                answer_text = feedback.better_answer
         reference_from_better_answer(
             feedback_id=feedback.pk, answer_text=answer_text, reviewer=reviewer
         )
@@ -205,7 +207,7 @@ def better_answer_decide(
 def synthetic_decide(
     *,
     reference_id: int,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     accept: bool,
     question: str | None = None,
     answer: str | None = None,

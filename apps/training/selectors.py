@@ -63,5 +63,6 @@ def score_distribution(evaluation: Evaluation) -> dict[float, int]:
     for score in EvaluationItem.objects.filter(
         evaluation=evaluation, score__isnull=False
     ).values_list("score", flat=True):
-        counts[float(score)] += 1
+        if score is not None:  # always, by the filter
+            counts[float(score)] += 1
     return counts

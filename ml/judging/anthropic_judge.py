@@ -16,7 +16,7 @@ import contextlib
 import re
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ml.judging.base import (
     DEFAULT_ANTHROPIC_MODEL,
@@ -38,6 +38,7 @@ from ml.judging.base import (
 if TYPE_CHECKING:
     import anthropic
     from anthropic.types import Message
+    from anthropic.types.messages.batch_create_params import Request
 
 MAX_TOKENS = 1024  # a judgement is a score and a few sentences
 # The Batches API takes at most 100,000 requests per batch.
@@ -145,8 +146,10 @@ class AnthropicJudge(Judge):
     ) -> dict[str, Verdict | JudgeError]:
         import anthropic
 
+        # params() builds the Messages API parameters as a plain dict; the SDK types a batch
+        # entry as a TypedDict of them.
         entries = [
-            {"custom_id": custom_id, "params": self.params(requests[index])}
+            cast("Request", {"custom_id": custom_id, "params": self.params(requests[index])})
             for custom_id, index in chunk.items()
         ]
         try:

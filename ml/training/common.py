@@ -131,7 +131,7 @@ def check_new_version(folder: Path, version: str) -> str:
 
 
 def config_dict(config: Any) -> dict[str, Any]:
-    data = asdict(config) if is_dataclass(config) else dict(config)
+    data = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config)
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
 
 
@@ -321,7 +321,7 @@ def load_policy(base_model: str, parent: Path | None) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     ensure_pad_token(tokenizer, model)
     if parent is not None:
-        model = PeftModel.from_pretrained(model, str(parent), is_trainable=True)
+        return PeftModel.from_pretrained(model, str(parent), is_trainable=True), tokenizer
     return model, tokenizer
 
 

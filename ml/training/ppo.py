@@ -543,19 +543,19 @@ def _train(
             length = response.shape[1]
             mask = response_mask(response, tokenizer.eos_token_id, tokenizer.pad_token_id)
             attention = torch.cat([query_mask, mask.long()], dim=1)
-            logprobs, ref_logprobs, values, entropies = [], [], [], []
+            logprob_parts, ref_parts, value_parts, entropies = [], [], [], []
             for chunk in torch.arange(len(indices), device=device).split(config.mini_batch_size):
                 logits, chunk_values = unwrapped(sequences[chunk], attention[chunk], length)
                 logits = logits.float() / config.temperature
-                logprobs.append(token_logprobs(logits, response[chunk]))
+                logprob_parts.append(token_logprobs(logits, response[chunk]))
                 entropies.append(token_entropy(logits))
-                values.append(chunk_values.float())
+                value_parts.append(chunk_values.float())
                 ref_logits = unwrapped.reference_logits(sequences[chunk], attention[chunk], length)
-                ref_logprobs.append(
+                ref_parts.append(
                     token_logprobs(ref_logits.float() / config.temperature, response[chunk])
                 )
-            logprobs, ref_logprobs = torch.cat(logprobs), torch.cat(ref_logprobs)
-            values, entropy = torch.cat(values), masked_mean(torch.cat(entropies), mask)
+            logprobs, ref_logprobs = torch.cat(logprob_parts), torch.cat(ref_parts)
+            values, entropy = torch.cat(value_parts), masked_mean(torch.cat(entropies), mask)
         answers = [
             tokenizer.decode(row[row_mask.bool()].tolist(), skip_special_tokens=True)
             for row, row_mask in zip(response, mask, strict=True)

@@ -131,7 +131,9 @@ class FakeAnthropic:
         elif behaviour == SCORE_TOO_HIGH:
             judgement["score"] = 7
         if behaviour == TEXT_BLOCK:
-            content = [{"type": "text", "text": "I would give this answer a 4."}]
+            content: list[dict[str, Any]] = [
+                {"type": "text", "text": "I would give this answer a 4."}
+            ]
             stop_reason = "end_turn"
         else:
             tool = params.get("tool_choice", {}).get("name", "record_judgement")
@@ -162,7 +164,7 @@ class FakeAnthropic:
             return {"cache_creation_input_tokens": 0, "cache_read_input_tokens": tokens}
         return {"cache_creation_input_tokens": tokens, "cache_read_input_tokens": 0}
 
-    def create_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
+    def create_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any] | None:
         batch_id = f"msgbatch_{next(self._ids):04d}"
         with self._lock:
             self._batches[batch_id] = {"requests": requests, "polls": 0, "canceled": False}

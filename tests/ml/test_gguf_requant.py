@@ -3,6 +3,7 @@ weights to within Q8_0's rounding, and llama.cpp loads it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,4 +52,5 @@ def test_llama_cpp_serves_it_with_the_same_tokenizer(requantized: tuple[Path, Pa
     assert target.tokenize(text) == source.tokenize(text)
     model = Llama(model_path=str(requantized[1]), n_ctx=256, verbose=False)
     reply = model.create_completion("The capital of France is", max_tokens=4, temperature=0)
+    assert not isinstance(reply, Iterator)  # not streamed
     assert reply["choices"][0]["text"].strip()

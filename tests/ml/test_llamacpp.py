@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -17,6 +18,9 @@ from ml.models import smollm2_gguf
 from ml.prompting import Passage, build_messages
 from ml.transformers_generator import TransformersGenerator
 from tests import support
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 pytestmark = pytest.mark.slow
 
@@ -83,9 +87,10 @@ def test_the_prompt_is_the_one_transformers_builds(
 
     tokenizer = AutoTokenizer.from_pretrained(base_model_path)
     for messages in FIXED_PROMPTS:
-        expected = tokenizer.apply_chat_template(
+        encoded = tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_dict=True
-        )["input_ids"]
+        )
+        expected = cast("BatchEncoding", encoded)["input_ids"]  # return_dict=True
         assert generator._prompt.tokens(generator._instances["base"], messages) == expected
 
 
@@ -231,9 +236,12 @@ def test_an_answer_in_flight_finishes_on_the_instance_it_started_on(
     stream = generator.stream(MESSAGES, GenerationSettings(max_new_tokens=24))
     first = next(stream)
     swapped = threading.Event()
-    swapper = threading.Thread(
-        target=lambda: (generator.activate("swap", path, None), swapped.set())
-    )
+
+    def swap() -> None:
+        generator.activate("swap", path, None)
+        swapped.set()
+
+    swapper = threading.Thread(target=swap)
     swapper.start()
     rest = list(stream)
     swapper.join(30)

@@ -38,8 +38,9 @@ class _Server(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(payload)
-        if type(self).fail_with:
-            self.send_response(type(self).fail_with)
+        fail_with = type(self).fail_with
+        if fail_with:
+            self.send_response(fail_with)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(b'{"error": {"message": "overloaded"}}')
@@ -117,6 +118,7 @@ def test_an_adapter_is_a_model_name_on_the_server(server: str, tmp_path: Path):
     generator = OpenAICompatibleGenerator(server, model="mistral-7b-instruct")
     generator.activate("adapter-7", folder, manifest.checksum)  # listed: nothing to load
     result = list(generator.stream(MESSAGES, GenerationSettings()))[-1]
+    assert isinstance(result, GenerationResult)
     assert result.adapter == "adapter-7" and _Server.requests[-1]["model"] == "adapter-7"
     assert all("messages" in request for request in _Server.requests)
     # Loading an adapter the server does not list: tests/ml/test_vllm_lora.py.

@@ -439,7 +439,10 @@ def test_command_line_runs_ppo_against_a_reward_model(
     from ml.training.ppo import _cli
 
     config = tmp_path / "cfg.json"
-    fields = {"base_model": str(tiny_model), "adapters_dir": str(tmp_path / "adapters")}
+    fields: dict[str, Any] = {
+        "base_model": str(tiny_model),
+        "adapters_dir": str(tmp_path / "adapters"),
+    }
     fields |= {"total_updates": 2, "batch_size": 2, "mini_batch_size": 1, "max_new_tokens": 4}
     fields |= {"device": "cpu", "target_modules": ["q_proj", "v_proj"], "version": "ppo-cli"}
     config.write_text(json.dumps(fields))

@@ -87,7 +87,9 @@ def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
         retry = Retry(total=3, connect=3, read=3, backoff_factor=0.2, allowed_methods={"GET"})
         session.mount("http://", HTTPAdapter(max_retries=retry))
         form = session.get(f"{base}/accounts/login/", timeout=10)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert found is not None, "the login page has no CSRF token"
+        token = found.group(1)
         response = session.post(
             f"{base}/accounts/login/",
             data={
@@ -122,10 +124,12 @@ def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
         assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
 
         # Answering needs no preparation: the web server answers from the shipped GGUF.
+        csrf = session.cookies["csrftoken"]
+        assert csrf is not None
         answer = session.post(
             f"{base}/ask/api/answers",
             json={"question": "What is the minimum temperature for warehouse forklift areas?"},
-            headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": base},
+            headers={"X-CSRFToken": csrf, "Referer": base},
             timeout=120,
         ).json()
         assert answer["status"] == "done" and answer["answer"], answer

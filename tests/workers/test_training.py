@@ -98,6 +98,7 @@ def test_a_new_library_bootstraps_its_supervised_stage(portal: None, gpu_worker:
     assert sft.parent_version == "base" and sft.version == loop.candidate
     assert served_target().version == loop.candidate
     # What measures never taught: no SFT example comes from a held-out set.
+    assert sft.snapshot is not None
     taught = set(sft.snapshot.examples.values_list("reference__reference_set__name", flat=True))
     assert taught == {"training"}
     assert LoopRun.objects.filter(key="bootstrap").count() == 1
@@ -133,6 +134,7 @@ def test_the_nightly_chain_runs_end_to_end(portal: None, gpu_worker: object, tin
         "promote",
     ]
     ppo = TrainingRun.objects.get(algorithm="ppo")
+    assert ppo.reward_run is not None
     assert ppo.reward_run.algorithm == "reward" and ppo.version == loop.candidate
     assert RunMetric.objects.filter(run=ppo).count() == SMALL["ppo"]["total_updates"]
     assert served_target().version == loop.candidate

@@ -88,11 +88,13 @@ def scored_answers() -> list[Scored]:
         .exclude(model_name="retrieval-gate")
         .exclude(pk__in=answers_heldout().values("pk"))
     )
-    sme = dict(
-        Judgement.objects.exclude(review_state=Judgement.Review.UNREVIEWED)
+    sme = {
+        answer_id: score
+        for answer_id, score in Judgement.objects.exclude(review_state=Judgement.Review.UNREVIEWED)
         .filter(validated_score__isnull=False)
         .values_list("answer_id", "validated_score")
-    )
+        if score is not None  # always, by the filter: this tells the type checker
+    }
     users = dict(
         Feedback.objects.values("answer_id")
         .annotate(mean=Avg("score"))
@@ -104,7 +106,8 @@ def scored_answers() -> list[Scored]:
         .order_by("judged_at")
         .values_list("answer_id", "score")
     ):
-        ai[answer_id] = score  # the latest judgement wins
+        if score is not None:  # always, by the filter
+            ai[answer_id] = score  # the latest judgement wins
     result = []
     for answer in answers.iterator(chunk_size=500):
         if normalize_question(answer.question) in heldout:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,25 +46,25 @@ class InvalidRun(ValueError):
 def _job(algorithm: str) -> tuple[Any, type]:
     """The ml module of an algorithm and its config class (imported only when needed)."""
     if algorithm == Algorithm.REWARD:
-        from ml.training import reward as module
+        from ml.training import reward
 
-        return module, module.RewardConfig
+        return reward, reward.RewardConfig
     if algorithm == Algorithm.SFT:
-        from ml.training import sft as module
+        from ml.training import sft
 
-        return module, module.SFTConfig
+        return sft, sft.SFTConfig
     if algorithm == Algorithm.PPO:
-        from ml.training import ppo as module
+        from ml.training import ppo
 
-        return module, module.PPOConfig
+        return ppo, ppo.PPOConfig
     if algorithm == Algorithm.DPO:
-        from ml.training import dpo as module
+        from ml.training import dpo
 
-        return module, module.DPOConfig
+        return dpo, dpo.DPOConfig
     if algorithm == Algorithm.KTO:
-        from ml.training import kto as module
+        from ml.training import kto
 
-        return module, module.KTOConfig
+        return kto, kto.KTOConfig
     raise InvalidRun(
         f"unknown algorithm {algorithm!r}: choose one of {', '.join(Algorithm.values)}"
     )
@@ -96,7 +96,7 @@ def run_create(
     snapshot_id: int | None = None,
     reward_run_id: int | None = None,
     parent_version: str | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     enqueue: bool = True,
 ) -> TrainingRun:
     """Records a run and queues it on the ``gpu`` queue once the record is committed.

@@ -5,6 +5,7 @@ no password, until the oldest failure leaves the window."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from django.db.models import F
@@ -12,6 +13,9 @@ from django.test import Client
 
 from apps.accounts.models import LoginAttempt
 from tests import support
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +27,9 @@ def _fast_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _sign_in(page: str, username: str, password: str, address: str = "10.0.0.1") -> object:
+def _sign_in(
+    page: str, username: str, password: str, address: str = "10.0.0.1"
+) -> _MonkeyPatchedWSGIResponse:
     return Client(REMOTE_ADDR=address).post(page, {"username": username, "password": password})
 
 
@@ -37,7 +43,7 @@ def test_five_failures_then_a_clear_refusal_even_for_the_right_password(page: st
     assert refused.status_code == 200
     page_text = refused.content.decode()
     assert "Too many failed sign-ins" in page_text and "Try again in 15 minutes" in page_text
-    assert "_auth_user_id" not in refused.wsgi_request.session  # type: ignore[attr-defined]
+    assert "_auth_user_id" not in refused.wsgi_request.session
 
     # Another address is another key; a sign-in there works and forgets only its own.
     assert _sign_in(page, "eve", "pw-eve", address="10.0.0.2").status_code == 302

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
@@ -27,7 +28,7 @@ SME_PAGES = [
 ]
 
 
-def _client(user: object) -> Client:
+def _client(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client

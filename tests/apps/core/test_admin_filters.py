@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 BAD_VALUES = ["abc", "1.5", "-1", "²", "99999999999999999999999", ""]
 
 
-def _filter_parameters() -> list[tuple[str, str]]:
+def _filter_parameters() -> list[tuple[str, str | None]]:
     """(changelist URL, parameter) for every list filter of every registered admin."""
     found = []
     for model, model_admin in admin.site._registry.items():

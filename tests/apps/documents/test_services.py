@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -289,14 +289,16 @@ def test_an_attempt_that_lost_its_claim_leaves_the_published_version_alone(
 
 @pytest.mark.usefixtures("ocr_on")
 def test_ocr_moves_the_heartbeat_every_page(monkeypatch: pytest.MonkeyPatch):
-    beats: list[object] = []
+    beats: list[datetime] = []
     real_ocr = services.tesseract_ocr
 
     def watched_ocr():
         recognise = real_ocr()
 
         def read(path: Path, index: int) -> str:
-            beats.append(Document.objects.values_list("heartbeat_at", flat=True).get())
+            beat = Document.objects.values_list("heartbeat_at", flat=True).get()
+            assert beat is not None  # set when the ingest started
+            beats.append(beat)
             return recognise(path, index)
 
         return read
@@ -304,6 +306,7 @@ def test_ocr_moves_the_heartbeat_every_page(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(services, "tesseract_ocr", watched_ocr)
     document = support.ingest("scans.pdf", support.pdf_pages(support.UFC, [91, 92]))
     assert document.status == Document.Status.READY, document.error
+    assert document.started_at is not None
     assert len(beats) == 2 and document.started_at < beats[0] < beats[1]
 
 

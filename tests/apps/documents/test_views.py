@@ -89,7 +89,7 @@ def test_file_view_serves_the_pdf_inline(engineer_client: Client, small_pdf: byt
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert response["Content-Disposition"].startswith("inline")
-    assert b"".join(response.streaming_content) == small_pdf
+    assert b"".join(support.streamed(response)) == small_pdf
 
 
 def test_text_documents_open_at_the_passage(engineer_client: Client):

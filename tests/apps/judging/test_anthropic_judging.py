@@ -11,9 +11,10 @@ import pytest
 from django.utils import timezone
 
 from apps.judging.models import Judgement, JudgeRubric
-from apps.judging.services import answer_judge, answers_judge_bulk, judgements_due
+from apps.judging.services import answers_judge_bulk, judgements_due
 from apps.qa.models import Answer, Conversation
 from ml.judging import DEFAULT_RUBRIC
+from tests import support
 from tests.ml.fake_anthropic import OK, SERVER_ERROR, UNAUTHORIZED, FakeAnthropic
 
 pytestmark = pytest.mark.django_db
@@ -45,8 +46,9 @@ def _answer(text: str = "Repair within 30 days. (expect 4.5)") -> Answer:
 def test_a_failed_judgement_is_recorded_and_retried_later(fake: FakeAnthropic):
     answer = _answer()
     fake.script(SERVER_ERROR)
-    failed = answer_judge(answer_id=answer.pk)
+    failed = support.judged(answer.pk)
     assert failed.status == Judgement.Status.FAILED and failed.attempts == 1
+    assert failed.next_attempt_at is not None
     assert "JudgeUnavailable" in failed.error and failed.next_attempt_at > timezone.now()
     answer.refresh_from_db()
     assert answer.status == Answer.Status.DONE  # the answer itself is untouched
@@ -55,7 +57,7 @@ def test_a_failed_judgement_is_recorded_and_retried_later(fake: FakeAnthropic):
     Judgement.objects.filter(pk=failed.pk).update(next_attempt_at=timezone.now() - timedelta(1))
     assert judgements_due() == [answer.pk]
     fake.script(OK)
-    done = answer_judge(answer_id=answer.pk)
+    done = support.judged(answer.pk)
     assert (done.pk, done.status, done.attempts, done.score) == (failed.pk, "done", 2, 4.5)
     assert done.error == "" and done.details
     rubric = JudgeRubric.objects.get(is_active=True)
@@ -66,9 +68,10 @@ def test_a_failed_judgement_is_recorded_and_retried_later(fake: FakeAnthropic):
 
 def test_a_bad_key_is_recorded_with_what_to_fix_and_a_long_backoff(fake: FakeAnthropic):
     fake.script(UNAUTHORIZED)
-    failed = answer_judge(answer_id=_answer().pk)
+    failed = support.judged(_answer().pk)
     assert failed.status == Judgement.Status.FAILED
     assert "ANTHROPIC_API_KEY" in failed.error
+    assert failed.next_attempt_at is not None
     assert failed.next_attempt_at - timezone.now() > timedelta(minutes=30)
 
 

@@ -53,16 +53,16 @@ def _reference(tmp_path: Path) -> None:
 def test_an_answer_is_judged_against_its_reference_once(passages: list[Chunk], tmp_path: Path):
     _reference(tmp_path)
     good = _answer(REFERENCE, passages)
-    judgement = answer_judge(answer_id=good.pk)
-    assert judgement is not None and judgement.status == Judgement.Status.DONE, judgement.error
+    judgement = support.judged(good.pk)
+    assert judgement.status == Judgement.Status.DONE, judgement.error
     assert judgement.reference is not None and judgement.reference.external_id == "f1"
-    assert judgement.score >= 4.5
+    assert judgement.score is not None and judgement.score >= 4.5
     assert judgement.backend == "local" and judgement.judge_version.startswith("local:")
     assert judgement.inputs["reference"] == REFERENCE
     assert judgement.inputs["passages"] == [c.text for c in passages]
     assert judgement.comment
 
-    again = answer_judge(answer_id=good.pk)  # a redelivered task
+    again = support.judged(good.pk)  # a redelivered task
     assert (
         again.pk == judgement.pk and again.attempts == 1 and again.judged_at == judgement.judged_at
     )
@@ -74,14 +74,14 @@ def test_an_answer_is_judged_against_its_reference_once(passages: list[Chunk], t
         passages,
         question="Which temperature limits apply to forklift battery charging rooms?",
     )
-    low = answer_judge(answer_id=refusal.pk)
+    low = support.judged(refusal.pk)
     assert low.reference_id == judgement.reference_id
-    assert low.score <= 2
+    assert low.score is not None and low.score <= 2
 
 
 def test_without_a_reference_the_answer_is_judged_on_its_passages(passages: list[Chunk]):
     grounded = _answer(passages[0].text[:300].rsplit(".", 1)[0] + ".", passages, "Anything?")
-    judgement = answer_judge(answer_id=grounded.pk)
+    judgement = support.judged(grounded.pk)
     assert judgement.status == Judgement.Status.DONE
     assert judgement.reference is None and judgement.inputs["reference"] is None
     assert judgement.score is not None and judgement.comment
@@ -96,7 +96,7 @@ def test_unfinished_answers_are_not_judged(passages: list[Chunk]):
 
 def test_the_nightly_pass_judges_what_is_missing(passages: list[Chunk]):
     answers = [_answer(f"Answer {n}: heat to 55°F.", passages) for n in range(3)]
-    first = answer_judge(answer_id=answers[0].pk)
+    first = support.judged(answers[0].pk)
     result = answers_judge_bulk(limit=100)
     assert (result.claimed, result.done, result.failed) == (2, 2, 0)
     assert Judgement.objects.filter(status=Judgement.Status.DONE).count() == 3

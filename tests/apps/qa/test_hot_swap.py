@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_promotion_while_answering(
         sessions = {name: support.web_login(base, name) for name in names}
         pids_before = [server.pid, *_children(server.pid)]
 
-        def ask(name: str = "eve") -> dict[str, object]:
+        def ask(name: str = "eve") -> dict[str, Any]:
             response = sessions[name].post(
                 f"{base}/ask/api/answers", json={"question": FORKLIFT}, timeout=300
             )
@@ -60,7 +61,7 @@ def test_promotion_while_answering(
         first = ask()
         assert first["http"] == 200 and first["adapter"] == "v1", first
 
-        results: list[dict[str, object]] = []
+        results: list[dict[str, Any]] = []
         threads = [
             threading.Thread(target=lambda n=name: results.append(ask(n))) for name in names[1:]
         ]

@@ -56,7 +56,7 @@ def test_a_stream_closed_mid_answer_still_finishes_the_answer(client: Client, ev
     client.force_login(eve)
     answer = _ask(eve, FORKLIFT)
     response = client.get(f"/ask/answers/{answer.pk}/stream")
-    chunks = iter(response.streaming_content)
+    chunks = support.streamed(response)
     first = next(chunks).decode()
     assert first.startswith("event: token")
     response.close()  # the browser went away (curl --max-time 3)
@@ -91,14 +91,14 @@ def test_opening_an_answer_written_elsewhere_waits_a_bounded_time(settings, clie
     answer = _ask(eve)
     _generating(answer, seconds_ago=0)
     started = time.monotonic()
-    body = b"".join(client.get(f"/ask/answers/{answer.pk}/stream").streaming_content).decode()
+    body = b"".join(support.streamed(client.get(f"/ask/answers/{answer.pk}/stream"))).decode()
     assert time.monotonic() - started < 5
     done = json.loads(body.rstrip().splitlines()[-1][6:])
     assert done["status"] == "generating" and "Reload the page in a moment" in done["html"]
 
     settings.ANSWER_STALE_SECONDS = 10  # and one that stalled is failed when opened
     _generating(answer, seconds_ago=11)
-    body = b"".join(client.get(f"/ask/answers/{answer.pk}/stream").streaming_content).decode()
+    body = b"".join(support.streamed(client.get(f"/ask/answers/{answer.pk}/stream"))).decode()
     done = json.loads(body.rstrip().splitlines()[-1][6:])
     assert done["status"] == "failed" and "Try again" in done["html"]
 

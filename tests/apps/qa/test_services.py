@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from apps.accounts.sessions import session_key_digest
@@ -13,7 +15,7 @@ from tests.apps.qa.conftest import FORKLIFT
 pytestmark = pytest.mark.django_db
 
 
-def _ask(question: str, **kwargs: object) -> Answer:
+def _ask(question: str, **kwargs: Any) -> Answer:
     answer = services.question_submit(question=question, user=None, session_key="s1", **kwargs)
     return services.answer_generate(answer_id=answer.pk)
 

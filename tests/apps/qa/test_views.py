@@ -55,7 +55,7 @@ def test_the_answer_streams_as_server_sent_events(engineer: Client):
     answer = _ask(engineer, FORKLIFT)
     response = engineer.get(f"/ask/answers/{answer.pk}/stream")
     assert response["Content-Type"] == "text/event-stream"
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(support.streamed(response)).decode()
     tokens = [
         json.loads(line[6:])["text"]
         for line in body.splitlines()

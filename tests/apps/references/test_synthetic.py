@@ -33,6 +33,7 @@ def test_pairs_are_written_from_requirement_sentences_and_checked(
     pairs = Reference.objects.filter(source=Reference.Source.SYNTHETIC)
     assert pairs.count() == 8
     for pair in pairs:
+        assert pair.chunk is not None
         assert pair.chunk.document == document and pair.quote in " ".join(pair.chunk.text.split())
         assert pair.answer == synthesis.statement(pair.quote)
         assert pair.key_facts == synthesis.measures(pair.quote)
@@ -131,6 +132,7 @@ def test_decline_examples_show_passages_without_the_answer(small_pdf: bytes, set
     declines = [r for r in snapshot.examples.all() if r.completion == DECLINE]
     assert declines and snapshot.counts["declines"] == len(declines)
     for row in declines:
+        assert row.reference is not None
         assert row.reference.quote not in " ".join(row.prompt[-1]["content"].split())
 
 

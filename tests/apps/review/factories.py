@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.models import User
+
 from apps.feedback.services import feedback_submit
 from apps.judging.models import Judgement
 from apps.qa.models import Answer, Conversation
@@ -25,7 +29,7 @@ def answer(
 
 
 def judgement(
-    score: float, *, version: str = "local:all-MiniLM-L6-v2:local-v1", **cited: object
+    score: float, *, version: str = "local:all-MiniLM-L6-v2:local-v1", **cited: Any
 ) -> Judgement:
     backend, model, prompt = version.split(":")
     return Judgement.objects.create(
@@ -41,7 +45,7 @@ def judgement(
     )
 
 
-def feedback(score: int, *, user: object, better_answer: str = "", note: str = ""):
+def feedback(score: int, *, user: User, better_answer: str = "", note: str = ""):
     return feedback_submit(
         answer_id=answer().pk, user=user, score=score, better_answer=better_answer, note=note
     )

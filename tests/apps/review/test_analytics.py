@@ -24,7 +24,7 @@ def client_(sme_client: Client) -> Client:
 
 
 def _content(response: object) -> str:
-    return b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    return b"".join(support.streamed(response)).decode()
 
 
 def test_user_scores_and_negative_share():

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def user() -> object:
+def user() -> User:
     return support.make_user("eve", "engineers")
 
 
@@ -47,7 +48,7 @@ def _synthetic(question: str) -> Reference:
 Case = tuple[str, str, int, int, Callable[[], Any]]
 
 
-def _overridden(sme: object, user: object) -> Case:
+def _overridden(sme: User, user: User) -> Case:
     judgement = factories.judgement(4.5)
     services.judgement_validate(judgement_id=judgement.pk, reviewer=sme, score=1.0, reason="No")
     rows = Judgement.objects.filter(pk=judgement.pk).values_list("review_state", "validated_score")
@@ -55,7 +56,7 @@ def _overridden(sme: object, user: object) -> Case:
     return "judgementtovalidate", "accept_scores", fresh.pk, judgement.pk, rows.get
 
 
-def _triaged(sme: object, user: object) -> Case:
+def _triaged(sme: User, user: User) -> Case:
     feedback = factories.feedback(1, user=user)
     services.feedback_triage(feedback_id=feedback.pk, reviewer=sme, state="confirmed")
     rows = Feedback.objects.filter(pk=feedback.pk).values_list("triage_state", flat=True)
@@ -63,7 +64,7 @@ def _triaged(sme: object, user: object) -> Case:
     return "negativefeedback", "dismiss", fresh.pk, feedback.pk, rows.get
 
 
-def _edited(sme: object, user: object) -> Case:
+def _edited(sme: User, user: User) -> Case:
     feedback = factories.feedback(1, user=user, better_answer="55F")
     services.better_answer_decide(
         feedback_id=feedback.pk, reviewer=sme, accept=True, answer_text="55 °F dry bulb [1]."
@@ -75,7 +76,7 @@ def _edited(sme: object, user: object) -> Case:
     return "betteranswer", "accept", fresh.pk, feedback.pk, rows.get
 
 
-def _rejected(sme: object, user: object) -> Case:
+def _rejected(sme: User, user: User) -> Case:
     pair = _synthetic("Cooling setpoint?")
     services.synthetic_decide(reference_id=pair.pk, reviewer=sme, accept=False)
     rows = Reference.objects.filter(pk=pair.pk).values_list("status", "answer")
@@ -91,7 +92,8 @@ def test_bulk_actions_skip_decided_items_and_say_so(make, sme_client: Client, sm
     assert "1 decided" in shown and "1 skipped: already decided" in shown
     assert state() == before
     assert ReviewDecision.objects.count() == decisions + 1  # only the fresh item's
-    assert ReviewDecision.objects.first().object_id == fresh
+    latest = ReviewDecision.objects.first()
+    assert latest is not None and latest.object_id == fresh
 
 
 def test_a_bulk_decision_on_an_item_decided_meanwhile_changes_nothing(sme):

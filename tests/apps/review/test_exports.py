@@ -36,7 +36,7 @@ def client_() -> Client:
 
 
 def _content(response: object) -> str:
-    return b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    return b"".join(support.streamed(response)).decode()
 
 
 def _csv(client: Client, kind: str) -> list[dict[str, str]]:

@@ -68,7 +68,9 @@ def test_accepting_a_judgement_in_bulk_records_reviewer_and_time(sme_client: Cli
         (low.pk, "accept", sme.pk),
         (high.pk, "accept", sme.pk),
     ]
-    assert all(0.09 <= d.seconds < 30 for d in decisions)  # 0.2 s shared by two items
+    assert all(
+        d.seconds is not None and 0.09 <= d.seconds < 30 for d in decisions
+    )  # 0.2 s shared by two items
 
 
 def test_overriding_a_score_needs_a_reason_and_keeps_both_scores(sme_client: Client, sme):

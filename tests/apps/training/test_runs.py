@@ -36,6 +36,7 @@ def test_a_dpo_run_registers_its_adapter_and_serves_nothing(pairs: None, setting
     done = run_execute(run_id=run.pk)
     assert done.status == TrainingRun.Status.SUCCEEDED, done.error
     adapter = AdapterVersion.objects.get(version=done.version)
+    assert run.snapshot is not None
     assert (adapter.algorithm, adapter.manifest["data_snapshot"]) == ("dpo", run.snapshot.label)
     assert done.series.exists() and done.progress_done == done.progress_total > 0
     assert served_target().version == "base"
@@ -54,11 +55,12 @@ def test_ppo_trains_against_the_reward_model_from_the_served_adapter(pairs: None
     ppo = run_execute(run_id=run_create(algorithm="ppo", enqueue=False).pk)
     assert ppo.status == "succeeded", ppo.error
     assert ppo.parent_version == sft_parent.version and ppo.reward_run_id == reward.pk
-    assert AdapterVersion.objects.get(version=ppo.version).parent.version == sft_parent.version
+    parent = AdapterVersion.objects.get(version=ppo.version).parent
+    assert parent is not None and parent.version == sft_parent.version
     assert [row.step for row in ppo.series.all()] == [1, 2]
-    assert {"reward_mean", "kl", "entropy", "clip_fraction", "response_length"} <= set(
-        ppo.series.last().values
-    )
+    last = ppo.series.last()
+    assert last is not None
+    assert {"reward_mean", "kl", "entropy", "clip_fraction", "response_length"} <= set(last.values)
     assert served_target().version == sft_parent.version  # still what was served
 
 

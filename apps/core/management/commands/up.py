@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
@@ -22,11 +25,11 @@ class Command(BaseCommand):
             "--no-demo-corpus", action="store_true", help="do not ingest the demo corpus"
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         db = settings.DATABASES["default"]
         launcher = Launcher(
             host=str(options["host"]),
-            port=int(options["port"]),  # type: ignore[arg-type]
+            port=int(options["port"]),
             var_dir=settings.VAR_DIR,
             database_url=_database_url(db) if settings.EMBEDDED_DATABASE else None,
             redis_url=None if settings.EMBEDDED_REDIS else settings.REDIS_URL,
@@ -76,7 +79,7 @@ class Command(BaseCommand):
         raise SystemExit(launcher.run(on_ready))
 
 
-def _database_url(db: dict[str, object]) -> str:
+def _database_url(db: Mapping[str, object]) -> str:
     from pathlib import Path
 
     from portal.embedded import EmbeddedPostgres

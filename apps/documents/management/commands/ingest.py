@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -24,8 +26,8 @@ class Command(BaseCommand):
             help="queue for the Celery workers instead of ingesting here",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
-        files = _collect([Path(p) for p in options["paths"]])  # type: ignore[union-attr]
+    def handle(self, *args: object, **options: Any) -> None:
+        files = _collect([Path(p) for p in options["paths"]])
         if not files:
             raise CommandError(
                 "no files to ingest (supported: " + ", ".join(sorted(EXTENSIONS)) + ")"
@@ -35,7 +37,7 @@ class Command(BaseCommand):
             with path.open("rb") as handle:
                 result = services.document_upload(
                     filename=path.name,
-                    chunks=iter(lambda h=handle: h.read(READ_BLOCK), b""),
+                    chunks=iter(partial(handle.read, READ_BLOCK), b""),
                     enqueue=bool(options["queue"]),
                 )
             document = result.document

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -16,11 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--document", type=int, action="append", help="restrict to document id")
         parser.add_argument("--json", action="store_true", help="print a JSON list")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         hits = search_chunks(
             query=str(options["query"]),
             k=int(options["k"]),
-            document_ids=options["document"],  # type: ignore[arg-type]
+            document_ids=options["document"],
         )
         if options["json"]:
             self.stdout.write(json.dumps([hit.as_json() for hit in hits], ensure_ascii=False))

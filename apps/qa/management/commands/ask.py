@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="print JSON (one object per line)")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         questions = self._questions(options)
         get_generator(watch=False)  # load the model once, up front
         for question in questions:
@@ -50,10 +51,10 @@ class Command(BaseCommand):
         except JsonlError as exc:
             raise CommandError(f'{exc} (one {{"question": ...}} object per line)') from exc
 
-    def _print(self, record: dict[str, object]) -> None:
+    def _print(self, record: dict[str, Any]) -> None:
         self.stdout.write(f"Q: {record['question']}")
         self.stdout.write(f"A: {record.get('answer') or record.get('error')}")
-        for citation in record.get("citations", []):  # type: ignore[union-attr]
+        for citation in record.get("citations", []):
             self.stdout.write(
                 f"   - {citation['document']}, p. {citation['page']} §{citation['section']}"
             )

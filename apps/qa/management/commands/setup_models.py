@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from apps.answering.engine import hf_model_path
@@ -11,6 +13,6 @@ class Command(BaseCommand):
         "-> var/models/); training does it on demand and answering needs none."
     )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         path = hf_model_path()
         self.stdout.write(f"training checkpoint ready at {path}")
