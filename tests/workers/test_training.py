@@ -158,15 +158,30 @@ def test_a_redelivered_run_trains_once(portal: None, gpu_worker: object):
     assert TrainingRun.objects.get(pk=run.pk).started_at == run.started_at
 
 
-def test_a_run_cancelled_while_training_keeps_nothing(portal: None, gpu_worker: object):
+def _visible_adapters(settings) -> set[str]:
+    folder = Path(settings.ADAPTERS_DIR)
+    return (
+        {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        if folder.exists()
+        else set()
+    )
+
+
+def _long_run_training() -> TrainingRun:
+    """A DPO run long enough to be caught mid-training, once it has taken a step."""
     preferences_build(min_margin=1.0)
-    served = served_target().version
     run = run_create(algorithm="dpo", config={"num_train_epochs": 200})
     support.wait_for(
         lambda: TrainingRun.objects.get(pk=run.pk).progress_done >= 1,
         timeout=300,
         message="the run to start training",
     )
+    return run
+
+
+def test_a_run_cancelled_while_training_keeps_nothing(portal: None, gpu_worker: object):
+    served = served_target().version
+    run = _long_run_training()
     run_cancel(run_id=run.pk)
     support.wait_for(lambda: _status(run.pk) == "cancelled", timeout=120, message="cancel")
     assert not AdapterVersion.objects.filter(version__startswith=f"dpo-{run.pk}-").exists()
@@ -185,14 +200,8 @@ def test_a_worker_killed_mid_training_fails_the_run_and_serves_nothing_new(
 
     from apps.training.services.runs import runs_fail_stalled
 
-    preferences_build(min_margin=1.0)
-    served = served_target().version
-    run = run_create(algorithm="dpo", config={"num_train_epochs": 200})
-    support.wait_for(
-        lambda: TrainingRun.objects.get(pk=run.pk).progress_done >= 1,
-        timeout=300,
-        message="the run to start training",
-    )
+    served, before = served_target().version, _visible_adapters(settings)
+    run = _long_run_training()
     children = Path(f"/proc/{gpu_worker.pid}/task/{gpu_worker.pid}/children")  # type: ignore[attr-defined]
     for pid in children.read_text().split():  # the process training, not the worker
         os.kill(int(pid), signal.SIGKILL)
@@ -204,8 +213,7 @@ def test_a_worker_killed_mid_training_fails_the_run_and_serves_nothing_new(
     run.refresh_from_db()
     assert run.status == "failed" and "killed or lost" in run.error
     assert not AdapterVersion.objects.filter(version__startswith=f"dpo-{run.pk}-").exists()
-    visible = [p.name for p in Path(settings.ADAPTERS_DIR).glob(f"dpo-{run.pk}-*")]
-    assert visible == [] and served_target().version == served
+    assert _visible_adapters(settings) == before and served_target().version == served
     # The worker lives on: its pool starts a new process for the next run.
     support.wait_for(
         lambda: children.read_text().split() != [], timeout=60, message="a new pool process"
