@@ -3,14 +3,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.csrf import csrf_protect
 
 from apps.accounts.signed_in import signed_in_user
-from apps.documents import services
+from apps.documents import services, uploads
 from apps.documents.models import Chunk, Document, Page
 
 if TYPE_CHECKING:
@@ -83,6 +86,38 @@ class DocumentAdmin(admin.ModelAdmin):
     ]
     inlines = [PageInline]
 
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        # CSRF-exempt where the URL is wired (below), so that nothing reads the body before
+        # the upload limits are in place; the token is then checked as usual.
+        if request.method == "POST":
+            if uploads.request_too_large(request, max_files=1):
+                limit_mb = settings.DOCUMENT_MAX_BYTES // (1024 * 1024)
+                self.message_user(
+                    request,
+                    f"The upload was not accepted: a file may be at most {limit_mb} MB.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(request.path, status=303)
+            uploads.apply_limits(request, max_files=1)
+        return self._checked_add_view(request, form_url, extra_context)
+
+    add_view.csrf_exempt = True  # type: ignore[attr-defined]
+
+    @method_decorator(csrf_protect)
+    def _checked_add_view(
+        self, request: HttpRequest, form_url: str, extra_context: dict | None
+    ) -> HttpResponse:
+        request.FILES  # noqa: B018 - reads the body now, through the limits
+        for handler in request.upload_handlers:
+            if isinstance(handler, uploads.DocumentUploadLimits):
+                for name, reason in handler.refused:
+                    self.message_user(
+                        request, f"“{name}” was not accepted: {reason}", messages.ERROR
+                    )
+        return super().add_view(request, form_url, extra_context)
+
     def get_form(
         self, request: HttpRequest, obj: Document | None = None, change: bool = False, **kwargs: Any
     ) -> type[forms.ModelForm]:
@@ -114,14 +149,15 @@ class DocumentAdmin(admin.ModelAdmin):
             uploaded_by=signed_in_user(request),
             title=form.cleaned_data.get("title") or "",
         )
-        # The admin's redirect after "add" needs the saved object.
+        # The admin's redirect after "add" needs the saved object; the result belongs to this
+        # request (one ModelAdmin serves every thread), so it travels on the request.
         obj.pk = result.document.pk
-        self._upload_result = result
+        request._document_upload = result  # type: ignore[attr-defined]
 
     def response_add(
         self, request: HttpRequest, obj: Document, post_url_continue: str | None = None
     ):
-        result = getattr(self, "_upload_result", None)
+        result: services.UploadResult | None = getattr(request, "_document_upload", None)
         if result is not None:
             document = result.document
             if not result.created:
@@ -130,6 +166,12 @@ class DocumentAdmin(admin.ModelAdmin):
                 )
             elif document.status == Document.Status.FAILED:
                 self.message_user(request, f"Not accepted: {document.error}", messages.ERROR)
+            elif result.send_failed:
+                self.message_user(
+                    request,
+                    f"“{document}” is queued; its ingestion will start when the workers are back.",
+                    messages.WARNING,
+                )
             else:
                 self.message_user(
                     request, f"“{document}” is queued for ingestion.", messages.SUCCESS

@@ -61,9 +61,7 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
             )
             return _upload_page(request, UploadForm(), status=413)
         # Before the body is read: the limits apply while it streams in.
-        limits = uploads.DocumentUploadLimits(request)
-        request.upload_handlers.insert(0, limits)
-        return _upload(request, limits)
+        return _upload(request, uploads.apply_limits(request))
     return _upload_page(request, UploadForm())
 
 
