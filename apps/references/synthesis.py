@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.answering.engine import complete, get_generator
 from apps.answering.pipeline import passages_for, prompt_messages, retrieve
@@ -43,6 +43,7 @@ from ml.openai_generator import OpenAICompatibleGenerator
 
 QUESTION_TOKENS = 48
 DUPLICATE_SIMILARITY = 0.92  # cosine of two questions' embeddings
+SYNTHESIS_LOCK = int.from_bytes(hashlib.sha256(b"plumbline.synthesis").digest()[:4], "big")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class SynthesisResult:
     heldout: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     ids: list[int] = field(default_factory=list)
+    already_written: int = 0  # by another run of the same sentences meanwhile
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class SynthesisResult:
             "passed": self.passed,
             "heldout": self.heldout,
             "failed": dict(self.failed),
+            "already_written": self.already_written,
         }
 
 
@@ -167,9 +170,20 @@ def synthetic_requirements_generate(
             generated_by=generated_by,
         )
         written.append(reference)
-    _collapse_duplicates(written)
-    result.attempted = len(written)
     with transaction.atomic():
+        # One run at a time saves (a doubled or redelivered message writes the same
+        # sentences): each keeps only the sentences that no other run saved meanwhile.
+        _lock_synthesis()
+        saved = set(
+            Reference.objects.filter(
+                source=Reference.Source.SYNTHETIC, chunk__in=[r.chunk_id for r in written]
+            ).values_list("chunk_id", "quote")
+        )
+        fresh = [r for r in written if (r.chunk_id, r.quote) not in saved]
+        result.already_written = len(written) - len(fresh)
+        written = fresh
+        _collapse_duplicates(written)
+        result.attempted = len(written)
         for reference in written:
             reference.save()
             result.ids.append(reference.pk)
@@ -178,13 +192,19 @@ def synthetic_requirements_generate(
                 result.heldout += reference.reference_set_id == heldout.pk
             else:
                 result.failed[reference.checks["reason"]] += 1
-    if result.passed == 0:
+    if result.passed == 0 and result.attempted:
         raise InvalidReferences(
             f"none of {result.attempted} synthetic pairs passed its checks "
             f"({', '.join(f'{n} {why}' for why, n in result.failed.most_common())}): "
             "the question writer may be returning nothing usable"
         )
     return result
+
+
+def _lock_synthesis() -> None:
+    """Holds PostgreSQL's transaction-level advisory lock for saving synthetic pairs."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNTHESIS_LOCK])
 
 
 def _collapse_duplicates(written: list[Reference]) -> None:
