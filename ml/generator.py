@@ -69,6 +69,10 @@ class GenerationSettings:
     repetition_penalty: float = 1.1
     # help: numbers only as the prompt writes them (ml/grounding.py); local backends only
     ground_numbers: bool = False
+    # help: logit bonus for continuing the passage being restated (ml/copying.py; 0: off)
+    copy_bias: float = 0.0
+    # help: logit bonus for passage [1]'s numbers when the model writes a number (grounded only)
+    first_passage_bias: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,6 +35,11 @@ def numbers_in(text: str) -> frozenset[str]:
     return frozenset(match.group(0) for match in NUMBER.finditer(text))
 
 
+def _starts_of(numbers: frozenset[str]) -> frozenset[str]:
+    """Every start of every number: "12.8" -> "1", "12", "12.", "12.8"."""
+    return frozenset(number[:end] for number in numbers for end in range(1, len(number) + 1))
+
+
 @dataclass(frozen=True)
 class NumberVocabulary:
     """What the grounding needs to know of one model's vocabulary: each token's text, and
@@ -65,14 +70,21 @@ class NumberGrounding:
     vocabulary: NumberVocabulary
     source: str
     prompt_tokens: int
+    # When the model itself goes to write a number, the numbers of ``preferred`` (the first
+    # passage, the retriever's best) get this logit bonus over the prompt's other numbers.
+    preferred: str = ""
+    prefer_bias: float = 0.0
     _whole: frozenset[str] = field(init=False)
     _starts: frozenset[str] = field(init=False)
+    _preferred: frozenset[str] = field(init=False)
     _masks: dict[str, np.ndarray] = field(init=False, default_factory=dict)
+    _favoured: dict[str, np.ndarray] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._whole = numbers_in(self.source)
-        self._starts = frozenset(
-            number[:end] for number in self._whole for end in range(1, len(number) + 1)
+        self._starts = _starts_of(self._whole)
+        self._preferred = (
+            numbers_in(self.preferred) & self._whole if self.prefer_bias else frozenset()
         )
 
     def tail(self, answer_ids: Sequence[int]) -> str:
@@ -90,12 +102,43 @@ class NumberGrounding:
         return None if allowed.all() else allowed
 
     def __call__(self, input_ids: Sequence[int], scores: np.ndarray) -> np.ndarray:
-        allowed = self.allowed(input_ids[self.prompt_tokens :], len(scores))
-        if allowed is None:
-            return scores
-        out = np.array(scores, copy=True)
-        out[~allowed] = -np.inf
+        answer = input_ids[self.prompt_tokens :]
+        allowed = self.allowed(answer, len(scores))
+        out = scores
+        if allowed is not None:
+            out = np.array(scores, copy=True)
+            out[~allowed] = -np.inf
+        if self._preferred:
+            favoured = self.favoured(answer, out)
+            if favoured is not None:
+                out = np.array(out, copy=True)
+                out[favoured] += self.prefer_bias
         return out
+
+    def favoured(self, answer_ids: Sequence[int], scores: np.ndarray) -> np.ndarray | None:
+        """The tokens that write a preferred number from here (a mask), when the model's own
+        first choice is a token with a digit; else None: whether to write a number, and
+        when, stay the model's."""
+        top = int(np.argmax(scores))
+        texts = self.vocabulary.texts
+        if top >= len(texts) or not any(c.isdigit() for c in texts[top]):
+            return None
+        tail = self.tail(answer_ids)
+        favoured = self._favoured.get(tail)
+        if favoured is None:
+            favoured = np.zeros(len(scores), dtype=bool)
+            starts = _starts_of(self._preferred)
+            for token in self.vocabulary.special:
+                text = tail + texts[token]
+                found = list(NUMBER.finditer(text)) if token < len(scores) else []
+                if found:
+                    last = found[-1]
+                    ends = last.end() == len(text)
+                    favoured[token] = (
+                        (last.group(0) in starts) if ends else (last.group(0) in self._preferred)
+                    )
+            self._favoured[tail] = favoured
+        return favoured if favoured.any() else None
 
     def _allowed(self, tail: str, size: int) -> np.ndarray:
         allowed = np.zeros(size, dtype=bool)

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ml import adapters
+from ml.copying import CopyBias
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
 from ml.grounding import NumberGrounding, NumberVocabulary
-from ml.prompting import grounding_text
+from ml.prompting import first_passage_text, grounding_text, passages_text
 
 _open: weakref.WeakSet[LlamaCppGenerator] = weakref.WeakSet()
 
@@ -302,22 +303,45 @@ class LlamaCppGenerator:
                 self._in_use = None
                 self._evict()
 
-    def _grounding(
+    def _processor(
         self,
         llama: Any,
         messages: list[dict[str, str]],
         prompt_tokens: int,
         settings: GenerationSettings,
-    ) -> NumberGrounding | None:
-        if not settings.ground_numbers:
-            return None
-        if self._vocabulary is None:  # every served version shares the base's vocabulary
-            texts = [
-                llama.detokenize([token]).decode("utf-8", errors="replace")
-                for token in range(llama.n_vocab())
-            ]
-            self._vocabulary = NumberVocabulary.from_texts(texts)
-        return NumberGrounding(self._vocabulary, grounding_text(messages), prompt_tokens)
+    ) -> Callable[[Any, Any], Any] | None:
+        """The copy bias, then the number grounding (each when on), as one processor."""
+        steps: list[Callable[[Any, Any], Any]] = []
+        source = grounding_text(messages)
+        if settings.copy_bias:
+            copyable = passages_text(messages).encode()
+            ids = llama.tokenize(copyable, add_bos=False, special=False)
+            steps.append(CopyBias(ids, prompt_tokens, bias=settings.copy_bias))
+        if settings.ground_numbers:
+            if self._vocabulary is None:  # every served version shares the base's vocabulary
+                texts = [
+                    llama.detokenize([token]).decode("utf-8", errors="replace")
+                    for token in range(llama.n_vocab())
+                ]
+                self._vocabulary = NumberVocabulary.from_texts(texts)
+            steps.append(
+                NumberGrounding(
+                    self._vocabulary,
+                    source,
+                    prompt_tokens,
+                    preferred=first_passage_text(messages),
+                    prefer_bias=settings.first_passage_bias,
+                )
+            )
+        if len(steps) < 2:
+            return steps[0] if steps else None
+
+        def chained(input_ids: Any, scores: Any) -> Any:
+            for step in steps:
+                scores = step(input_ids, scores)
+            return scores
+
+        return chained
 
     def stream(
         self, messages: list[dict[str, str]], settings: GenerationSettings
@@ -346,7 +370,7 @@ class LlamaCppGenerator:
                     temperature=settings.temperature,
                     top_p=settings.top_p,
                     repetition_penalty=settings.repetition_penalty,
-                    logits_processor=self._grounding(llama, messages, len(prompt), settings),
+                    logits_processor=self._processor(llama, messages, len(prompt), settings),
                 ):
                     count += 1
                     piece = decoder.decode(llama.detokenize([token]))

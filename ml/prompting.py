@@ -75,6 +75,27 @@ def grounding_text(messages: list[dict[str, str]]) -> str:
     return PASSAGE_HEADER.sub(lambda m: f"[{m.group(1)}]", text)
 
 
+def passages_text(messages: list[dict[str, str]]) -> str:
+    """What an answer may copy from (ml/copying.py): the passages of ``grounding_text``
+    without the question, so that restating the question never reads as a copy."""
+    text = grounding_text(messages)
+    cut = text.rfind("\n\nQuestion: ")
+    return text if cut < 0 else text[:cut]
+
+
+_MARK_LINE = re.compile(r"^\[(\d{1,2})\]$", re.MULTILINE)
+
+
+def first_passage_text(messages: list[dict[str, str]]) -> str:
+    """The text of passage [1] (the retriever's best) in the prompt, or "" without one."""
+    text = passages_text(messages)
+    marks = list(_MARK_LINE.finditer(text))
+    if not marks or marks[0].group(1) != "1":
+        return ""
+    end = marks[1].start() if len(marks) > 1 else len(text)
+    return text[marks[0].end() : end].strip()
+
+
 # A citation mark: [1], [1, 3] or [2; 4]. Every reader and writer of marks uses this one.
 CITATION = re.compile(r"\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]")
 CITATION_WITH_SPACE = re.compile(r"\s*" + CITATION.pattern)  # the mark and the space before it

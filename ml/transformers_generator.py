@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from ml import adapters
+from ml.copying import CopyBias
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
 from ml.grounding import NumberGrounding, NumberVocabulary
-from ml.prompting import grounding_text
+from ml.prompting import first_passage_text, grounding_text, passages_text
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding
@@ -93,27 +94,62 @@ class TransformersGenerator:
     def _grounding(
         self, messages: list[dict[str, str]], prompt_tokens: int, settings: GenerationSettings
     ) -> Any:
-        """The number grounding as transformers' logits processor list (None: off)."""
-        if not settings.ground_numbers:
+        """The copy bias and the number grounding as transformers' logits processor list
+        (None: both off)."""
+        if not settings.ground_numbers and not settings.copy_bias:
             return None
         import torch
         from transformers import LogitsProcessor, LogitsProcessorList
 
-        if self._vocabulary is None:
-            texts = [str(self.tokenizer.decode([token])) for token in range(len(self.tokenizer))]
-            self._vocabulary = NumberVocabulary.from_texts(texts)
-        grounding = NumberGrounding(self._vocabulary, grounding_text(messages), prompt_tokens)
+        source = grounding_text(messages)
+        processors: list[LogitsProcessor] = []
+        if settings.copy_bias:
+            copying = CopyBias(
+                self.tokenizer(passages_text(messages), add_special_tokens=False)["input_ids"],
+                prompt_tokens,
+                bias=settings.copy_bias,
+            )
 
-        class Grounded(LogitsProcessor):
-            def __call__(self, input_ids: Any, scores: Any) -> Any:
-                ids = input_ids[0, prompt_tokens:].tolist()
-                allowed = grounding.allowed(ids, int(scores.shape[-1]))
-                if allowed is None:
+            class Copied(LogitsProcessor):
+                def __call__(self, input_ids: Any, scores: Any) -> Any:
+                    tokens = copying.continuations(input_ids[0, prompt_tokens:].tolist())
+                    tokens = [t for t in tokens if t < scores.shape[-1]]
+                    if not tokens:
+                        return scores
+                    scores = scores.clone()
+                    scores[0, tokens] += copying.bias
                     return scores
-                blocked = torch.from_numpy(~allowed).to(scores.device)
-                return scores.masked_fill(blocked, float("-inf"))
 
-        return LogitsProcessorList([Grounded()])
+            processors.append(Copied())
+        if settings.ground_numbers:
+            if self._vocabulary is None:
+                texts = [str(self.tokenizer.decode([t])) for t in range(len(self.tokenizer))]
+                self._vocabulary = NumberVocabulary.from_texts(texts)
+            grounding = NumberGrounding(
+                self._vocabulary,
+                source,
+                prompt_tokens,
+                preferred=first_passage_text(messages),
+                prefer_bias=settings.first_passage_bias,
+            )
+
+            class Grounded(LogitsProcessor):
+                def __call__(self, input_ids: Any, scores: Any) -> Any:
+                    ids = input_ids[0, prompt_tokens:].tolist()
+                    allowed = grounding.allowed(ids, int(scores.shape[-1]))
+                    if allowed is not None:
+                        blocked = torch.from_numpy(~allowed).to(scores.device)
+                        scores = scores.masked_fill(blocked, float("-inf"))
+                    if grounding.prefer_bias:
+                        row = scores[0].float().cpu().numpy()
+                        favoured = grounding.favoured(ids, row)
+                        if favoured is not None:
+                            bonus = torch.from_numpy(favoured).to(scores.device)
+                            scores = scores + bonus.to(scores.dtype) * grounding.prefer_bias
+                    return scores
+
+            processors.append(Grounded())
+        return LogitsProcessorList(processors)
 
     def stream(
         self, messages: list[dict[str, str]], settings: GenerationSettings

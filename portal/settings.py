@@ -281,6 +281,18 @@ GENERATION_MAX_NEW_TOKENS = env_int("GENERATION_MAX_NEW_TOKENS", 192, minimum=8)
 # Answers write numbers only as the prompt's passages and question write them (constrained
 # decoding, ml/grounding.py; the llamacpp and transformers backends).
 GENERATION_GROUND_NUMBERS = env_bool("GENERATION_GROUND_NUMBERS", True)
+# Once an answer restates a passage, the passage's next token gets this logit bonus
+# (ml/copying.py; 0: off). The repetition penalty also counts the prompt's tokens, so above
+# 1 it pushes an answer away from the passages' own words.
+GENERATION_COPY_BIAS = env_float("GENERATION_COPY_BIAS", 8.0, minimum=0, maximum=50)
+# When a grounded answer goes to write a number, passage [1]'s numbers (the retriever's
+# best passage) get this logit bonus over the other passages' (0: off).
+GENERATION_FIRST_PASSAGE_BIAS = env_float(
+    "GENERATION_FIRST_PASSAGE_BIAS", 4.0, minimum=0, maximum=50
+)
+GENERATION_REPETITION_PENALTY = env_float(
+    "GENERATION_REPETITION_PENALTY", 1.05, minimum=1.0, maximum=2.0
+)
 ANSWER_PASSAGES = env_int("ANSWER_PASSAGES", 4, minimum=1)
 # The prompt carries this many of the passages' best sentences (0: the whole passages).
 ANSWER_FOCUS_SENTENCES = env_int("ANSWER_FOCUS_SENTENCES", 4, minimum=0)

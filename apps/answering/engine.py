@@ -182,6 +182,9 @@ def answer_generation(**overrides: Any) -> GenerationSettings:
     fields: dict[str, Any] = {
         "max_new_tokens": settings.GENERATION_MAX_NEW_TOKENS,
         "ground_numbers": settings.GENERATION_GROUND_NUMBERS,
+        "copy_bias": settings.GENERATION_COPY_BIAS,
+        "first_passage_bias": settings.GENERATION_FIRST_PASSAGE_BIAS,
+        "repetition_penalty": settings.GENERATION_REPETITION_PENALTY,
     }
     return GenerationSettings(**{**fields, **overrides})
 

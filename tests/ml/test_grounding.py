@@ -70,6 +70,37 @@ def test_the_prompt_part_is_not_the_answer():
     assert np.isneginf(out[ID["8"]]) and out[ID["5"]] == 0 and out[ID["a"]] == 0
 
 
+def test_the_first_passages_numbers_are_preferred_only_when_the_model_writes_a_number():
+    vocabulary = NumberVocabulary.from_texts(TEXTS)
+    grounding = NumberGrounding(
+        vocabulary,
+        "[1] Heat to 55°F. [2] Cool to 12.8°C.",
+        0,
+        preferred="Heat to 55°F.",
+        prefer_bias=4.0,
+    )
+    scores = np.zeros(len(TEXTS), dtype=np.float32)
+    scores[ID["1"]] = 2.0  # the model goes for "12.8", passage [2]'s number
+    out = grounding([ID["a"], ID[" "]], scores)
+    assert out[ID["55"]] == 4.0 and out[ID["5"]] == 4.0 and out[ID["1"]] == 2.0
+    assert int(np.argmax(out)) in (ID["5"], ID["55"])  # so it writes 55
+    # A model that goes on with words is left alone: no number is pushed in.
+    words = np.zeros(len(TEXTS), dtype=np.float32)
+    words[ID["a"]] = 3.0
+    left = grounding([ID["a"]], words)
+    assert ((left == words) | np.isneginf(left)).all()  # masked as ever, nothing raised
+    # Under way, the bonus goes to what continues the preferred number.
+    scores = np.zeros(len(TEXTS), dtype=np.float32)
+    scores[ID["5"]] = 1.0
+    out = grounding([ID["5"]], scores)
+    assert out[ID["5"]] == 5.0 and np.isneginf(out[ID["1"]])
+    # Off by default.
+    plain = NumberGrounding(vocabulary, "[1] Heat to 55°F. [2] Cool to 12.8°C.", 0)
+    scores = np.zeros(len(TEXTS), dtype=np.float32)
+    scores[ID["1"]] = 2.0
+    assert plain([ID["a"]], scores)[ID["55"]] == 0.0
+
+
 def test_headers_give_their_citation_mark_not_their_page_or_section():
     passage = Passage(1, 1, "UFC 3-410-01", 25, "3-5.3.4", "Heat to 55°F (12.8°C).")
     text = grounding_text(build_messages("How warm, in 2 words?", [passage]))
