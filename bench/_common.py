@@ -79,6 +79,11 @@ def ensure_ingested(paths: Sequence[Path]) -> list[Document]:
             progress(f"ingesting {path.name}")
             document = ingest_file(path)
         documents.append(document)
+    # A library ingested before sentence vectors were stored gets them (once).
+    from apps.documents.services import sentence_vectors_fill
+
+    if stored := sentence_vectors_fill():
+        progress(f"stored {stored} sentence vectors")
     return documents
 
 

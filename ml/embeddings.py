@@ -7,7 +7,7 @@ dimensions); a deployment names any sentence-transformers model folder instead.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -82,10 +82,17 @@ class RememberingEmbedder:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], *, known: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """The vectors of ``texts``; ``known``: vectors already computed elsewhere (stored
+        at ingest), taken instead of embedding those texts again."""
         import numpy as np
 
         with self._lock:
+            for text in texts:
+                if known and text in known and text not in self._vectors:
+                    self._vectors[text] = np.asarray(known[text], dtype=np.float32)
             missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         fresh = self.embedder.embed(missing) if missing else None
         with self._lock:

@@ -123,10 +123,16 @@ def _words(text: str) -> set[str]:
     }
 
 
+def sentence_texts(text: str) -> list[str]:
+    """The candidate sentences of one passage's text, as the focus embeds them (ingest
+    embeds the same ones ahead, so answering finds their vectors stored)."""
+    return [" ".join(s.split()) for s in split_sentences(text)]
+
+
 def _sentences(passages: Sequence[Passage]) -> list[Sentence]:
     found: list[Sentence] = []
     for index, passage in enumerate(passages):
-        parts = [" ".join(s.split()) for s in split_sentences(passage.text)]
+        parts = sentence_texts(passage.text)
         found.extend(Sentence(index, n, text) for n, text in enumerate(parts) if len(text) > 3)
     return found
 

@@ -176,11 +176,10 @@ def prompt_messages(question: str, passages: list[Passage]) -> tuple[list[dict[s
     passage's number and source), else the whole passages."""
     if settings.ANSWER_FOCUS_SENTENCES <= 0 or not passages:
         return build_messages(question, passages), TEMPLATE_VERSION
-    from apps.documents.embedding import remembering_embedder
+    from apps.documents.selectors import sentence_embedder
 
-    focused = focus(
-        question, passages, remembering_embedder().embed, limit=settings.ANSWER_FOCUS_SENTENCES
-    )
+    embed = sentence_embedder([p.chunk_id for p in passages])
+    focused = focus(question, passages, embed, limit=settings.ANSWER_FOCUS_SENTENCES)
     return build_messages(question, focused), FOCUSED_TEMPLATE_VERSION
 
 

@@ -164,3 +164,26 @@ class LexemeStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lexeme or '(total)'}: {self.chunks}"
+
+
+class SentenceVector(models.Model):
+    """The embedding of one candidate sentence of a chunk (``ml.focus.sentence_texts``),
+    computed at ingest so that focusing a prompt on the passages' best sentences embeds only
+    the question. ``embedder`` names the model it came from: another one finds none."""
+
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="sentence_vectors")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    embedder = models.CharField(max_length=200)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+
+    class Meta:
+        ordering = ["chunk", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chunk", "embedder", "position"], name="unique_sentence_vector"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chunk_id}.{self.position}: {self.text[:60]}"

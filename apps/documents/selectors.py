@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from apps.documents.embedding import remembering_embedder
-from apps.documents.models import Chunk, Document, Page
+from apps.documents.models import Chunk, Document, Page, SentenceVector
 from ml.parsing import tesseract_ocr
 
 if TYPE_CHECKING:
@@ -268,3 +270,17 @@ def _headline_html(headline: str) -> str:
     """ts_headline output with our markers turned into <mark>, everything else escaped."""
     escaped = html.escape(headline or "")
     return escaped.replace(_MARK_START, "<mark>").replace(_MARK_STOP, "</mark>")
+
+
+def sentence_embedder(chunk_ids: Sequence[int]) -> Callable[[Sequence[str]], np.ndarray]:
+    """The answer-time embedder for the sentences of these chunks: the vectors stored at
+    ingest where there are some (then only the question is embedded), the rest embedded
+    and remembered as before."""
+    embedder = remembering_embedder()
+    known = {
+        text: np.asarray(vector, dtype=np.float32)
+        for text, vector in SentenceVector.objects.filter(
+            chunk_id__in=list(chunk_ids), embedder=embedder.name
+        ).values_list("text", "embedding")
+    }
+    return partial(embedder.embed, known=known)

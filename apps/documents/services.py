@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -25,9 +25,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from apps.documents.embedding import get_embedder, passage_text
-from apps.documents.models import Chunk, Document, Page
+from apps.documents.models import Chunk, Document, Page, SentenceVector
 from apps.documents.search_stats import lexeme_stats_apply
 from ml.chunking import chunk_pages
+from ml.embeddings import Embedder
+from ml.focus import sentence_texts
 from ml.parsing import (
     EXTENSIONS,
     DocumentError,
@@ -316,7 +318,7 @@ def _ingest(document: Document, claim: IngestClaim) -> None:
                 for c in batch
             ]
         )
-        Chunk.objects.bulk_create(
+        created = Chunk.objects.bulk_create(
             Chunk(
                 document=document,
                 attempt=claim.attempt,
@@ -330,10 +332,47 @@ def _ingest(document: Document, claim: IngestClaim) -> None:
             )
             for c, vector in zip(batch, vectors, strict=True)
         )
+        sentence_vectors_store(created, embedder=embedder)
         # Pages are done once every chunk of theirs is stored: all before the batch's last.
         done = last_page if start + EMBED_BATCH_CHUNKS >= len(chunks) else batch[-1].page_number - 1
         claim.beat(pages_done=done)
     _publish(claim, chunks_count=len(chunks), pages_total=len(pages))
+
+
+def sentence_vectors_store(chunks: Sequence[Chunk], *, embedder: Embedder) -> int:
+    """Embeds and stores the candidate sentences of ``chunks`` (what a focused prompt
+    scores), skipping those stored already. Returns how many were stored."""
+    have = set(
+        SentenceVector.objects.filter(chunk__in=chunks, embedder=embedder.name).values_list(
+            "chunk_id", "position"
+        )
+    )
+    rows = [
+        SentenceVector(chunk=chunk, position=n, text=text, embedder=embedder.name)
+        for chunk in chunks
+        for n, text in enumerate(sentence_texts(chunk.text))
+        if (chunk.pk, n) not in have
+    ]
+    if not rows:
+        return 0
+    for row, vector in zip(rows, embedder.embed([r.text for r in rows]), strict=True):
+        row.embedding = vector
+    SentenceVector.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def sentence_vectors_fill(*, document_id: int | None = None, batch: int = 200) -> int:
+    """Stores the sentence vectors that searchable chunks lack (a library ingested before
+    they were stored, or under another embedder). Safe to run again; returns how many."""
+    chunks = Chunk.objects.filter(searchable=True).order_by("pk")
+    if document_id is not None:
+        chunks = chunks.filter(document_id=document_id)
+    embedder = get_embedder()
+    stored, last = 0, 0
+    while page := list(chunks.filter(pk__gt=last)[:batch]):
+        stored += sentence_vectors_store(page, embedder=embedder)
+        last = page[-1].pk
+    return stored
 
 
 def chunk_search_vector(title: str) -> CombinedExpression:

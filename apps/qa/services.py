@@ -21,6 +21,7 @@ from django.utils import timezone
 from apps.accounts.sessions import session_key_digest
 from apps.answering import engine
 from apps.answering.pipeline import AnswerRecord, answer_events
+from apps.documents import selectors as document_selectors
 from apps.judging.services import judge_enqueue
 from apps.qa import selectors
 from apps.qa.evidence import Evidence, find_evidence, prompt_passages
@@ -289,14 +290,13 @@ def _evidence(record: AnswerRecord) -> list[Evidence]:
     """The supporting sentences of each passage the answer cites (none for a decline)."""
     if record.declined or not record.citations:
         return []
-    from apps.documents.embedding import remembering_embedder
-
+    chunk_ids = [c["chunk_id"] for c in record.citations]
     return find_evidence(
         answer=record.text,
         citations=record.citations,
         shown=prompt_passages(record.prompt_messages),
-        passages=selectors.chunk_texts([c["chunk_id"] for c in record.citations]),
-        embed=remembering_embedder().embed,
+        passages=selectors.chunk_texts(chunk_ids),
+        embed=document_selectors.sentence_embedder(chunk_ids),
     )
 
 

@@ -175,7 +175,7 @@ def test_scanned_pages_are_read_by_ocr_and_searchable():
 class _FailingEmbedder:
     """Embeds the first batch, then fails: an ingest that dies halfway."""
 
-    dimensions = 384
+    name, dimensions = "fake", 384
 
     def __init__(self) -> None:
         self.calls = 0
@@ -247,7 +247,7 @@ class _TakenOverEmbedder:
     document and a second attempt ingests and publishes it. Then this first attempt goes
     on (``then="continue"``) or fails (``then="fail"``)."""
 
-    dimensions = 384
+    name, dimensions = "fake", 384
 
     def __init__(self, real, *, then: str) -> None:
         self.real, self.then, self.taken_over = real, then, False
@@ -334,7 +334,7 @@ def test_a_file_that_keeps_killing_its_worker_fails_with_the_reason(settings, sm
 class _SlowEmbedder:
     """Celery raises SoftTimeLimitExceeded inside the task when its soft limit passes."""
 
-    dimensions = 384
+    name, dimensions = "fake", 384
 
     def embed(self, texts: list[str]) -> np.ndarray:
         raise SoftTimeLimitExceeded()

@@ -18,7 +18,13 @@ class Command(BaseCommand):
     help = "Ingest PDF, Markdown and text files (or folders of them) into the document library."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("paths", nargs="+", help="files or folders")
+        parser.add_argument("paths", nargs="*", help="files or folders")
+        parser.add_argument(
+            "--sentence-vectors",
+            action="store_true",
+            help="store the sentence vectors that the library's passages lack (a library "
+            "ingested before they were stored), then ingest any paths given",
+        )
         parser.add_argument("--json", action="store_true", help="one JSON object per document")
         parser.add_argument(
             "--queue",
@@ -27,6 +33,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: Any) -> None:
+        if options["sentence_vectors"]:
+            stored = services.sentence_vectors_fill()
+            self.stdout.write(f"{stored} sentence vectors stored")
+            if not options["paths"]:
+                return
         files = _collect([Path(p) for p in options["paths"]])
         if not files:
             raise CommandError(
