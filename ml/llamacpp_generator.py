@@ -30,7 +30,7 @@ from ml import adapters
 from ml.copying import CopyBias
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
 from ml.grounding import NumberGrounding, NumberVocabulary
-from ml.prompting import first_passage_text, grounding_text, passages_text
+from ml.prompting import copy_source, first_passage_text, grounding_text
 
 _open: weakref.WeakSet[LlamaCppGenerator] = weakref.WeakSet()
 
@@ -314,7 +314,7 @@ class LlamaCppGenerator:
         steps: list[Callable[[Any, Any], Any]] = []
         source = grounding_text(messages)
         if settings.copy_bias:
-            copyable = passages_text(messages).encode()
+            copyable = copy_source(messages).encode()
             ids = llama.tokenize(copyable, add_bos=False, special=False)
             steps.append(CopyBias(ids, prompt_tokens, bias=settings.copy_bias))
         if settings.ground_numbers:

@@ -96,6 +96,23 @@ def first_passage_text(messages: list[dict[str, str]]) -> str:
     return text[marks[0].end() : end].strip()
 
 
+def copy_source(messages: list[dict[str, str]]) -> str:
+    """What an answer may copy from (ml/copying.py): each passage's text as the prompt
+    shows it, ending with its own mark as an answer cites it ("... dry bulb [1]."). Copying
+    to a passage's end then cites where the text came from, not the next passage's header."""
+    text = passages_text(messages)
+    marks = list(_MARK_LINE.finditer(text))
+    parts: list[str] = []
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
+        body = text[mark.end() : end].strip()
+        if body.endswith((".", "!", "?")):
+            parts.append(f"{body[:-1]} [{mark.group(1)}]{body[-1]}")
+        elif body:
+            parts.append(f"{body} [{mark.group(1)}]")
+    return "\n\n".join(parts)
+
+
 # A citation mark: [1], [1, 3] or [2; 4]. Every reader and writer of marks uses this one.
 CITATION = re.compile(r"\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]")
 CITATION_WITH_SPACE = re.compile(r"\s*" + CITATION.pattern)  # the mark and the space before it

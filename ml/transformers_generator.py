@@ -18,7 +18,7 @@ from ml import adapters
 from ml.copying import CopyBias
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
 from ml.grounding import NumberGrounding, NumberVocabulary
-from ml.prompting import first_passage_text, grounding_text, passages_text
+from ml.prompting import copy_source, first_passage_text, grounding_text
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding
@@ -105,7 +105,7 @@ class TransformersGenerator:
         processors: list[LogitsProcessor] = []
         if settings.copy_bias:
             copying = CopyBias(
-                self.tokenizer(passages_text(messages), add_special_tokens=False)["input_ids"],
+                self.tokenizer(copy_source(messages), add_special_tokens=False)["input_ids"],
                 prompt_tokens,
                 bias=settings.copy_bias,
             )

@@ -87,3 +87,20 @@ def test_declines_are_recognised():
     assert is_decline(DECLINE)
     assert is_decline("The passages do not mention operating rooms.")
     assert not is_decline("Heat warehouse forklift areas to 55°F [1].")
+
+
+def test_the_copy_source_ends_each_passage_with_its_own_mark():
+    from ml.prompting import copy_source, first_passage_text
+
+    messages = build_messages(
+        "How warm?",
+        [
+            Passage(1, 1, "UFC 3-410-01", 25, "3-5.3.4", "Heat to 55°F. Dry bulb."),
+            Passage(2, 2, "UFC 3-410-01", 33, "3-7.2", "[3] Cool offices to 75°F"),
+        ],
+    )
+    # No header (its page and section), no question; a copy that reaches a passage's end
+    # goes on with that passage's mark, as an answer cites it.
+    assert copy_source(messages) == "Heat to 55°F. Dry bulb [1].\n\n(3) Cool offices to 75°F [2]"
+    assert first_passage_text(messages) == "Heat to 55°F. Dry bulb."
+    assert first_passage_text(build_messages("How warm?", [])) == ""
