@@ -7,8 +7,9 @@ the number, the unit or the condition is lost. Raising the passage's next token,
 while the last tokens written match the passage, keeps the model's own choice of what to
 say and of when to stop copying (the bias is finite: a strong enough preference of the
 model's still wins), the way prompt-lookup decoding and pointer-generator copying use the
-source. Nothing is raised before a match, so which passage an answer restates, and how it
-begins, stay the model's.
+source. Nothing is raised before a match but the first token: there the openings of
+passage [1]'s sentences (the retriever's best) may get a smaller bonus, so an answer that
+could restate any passage rather restates the best one; what it then says is its own.
 
 How: every run of ``min_match`` tokens in the source indexes the positions that follow it.
 At each step the answer's last ``min_match`` tokens are looked up; among the places they
@@ -36,6 +37,10 @@ class CopyBias:
     bias: float = 4.0
     min_match: int = 2
     max_match: int = 16
+    # The first token of each sentence an answer should rather open with (passage [1]'s,
+    # the retriever's best), and the bonus they get at the answer's first token only.
+    openings: Sequence[int] = ()
+    opening_bias: float = 0.0
     _after: dict[tuple[int, ...], list[int]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,10 +78,14 @@ class CopyBias:
         return sorted({self.source[place] for place in voted})
 
     def __call__(self, input_ids: Sequence[int], scores: np.ndarray) -> np.ndarray:
-        tokens = self.continuations(input_ids[self.prompt_tokens :])
-        if not tokens or self.bias == 0:
+        answer = input_ids[self.prompt_tokens :]
+        if not len(answer):
+            tokens, bias = sorted(set(self.openings)), self.opening_bias
+        else:
+            tokens, bias = self.continuations(answer), self.bias
+        tokens = [t for t in tokens if t < len(scores)]
+        if not tokens or bias == 0:
             return scores
         out = np.array(scores, copy=True)
-        tokens = [t for t in tokens if t < len(out)]
-        out[tokens] += self.bias
+        out[tokens] += bias
         return out

@@ -71,7 +71,7 @@ class GenerationSettings:
     ground_numbers: bool = False
     # help: logit bonus for continuing the passage being restated (ml/copying.py; 0: off)
     copy_bias: float = 0.0
-    # help: logit bonus for passage [1]'s numbers when the model writes a number (grounded only)
+    # help: logit bonus for passage [1] (its numbers, and its sentences' openings at the start)
     first_passage_bias: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:

@@ -30,7 +30,12 @@ from ml import adapters
 from ml.copying import CopyBias
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
 from ml.grounding import NumberGrounding, NumberVocabulary
-from ml.prompting import copy_source, first_passage_text, grounding_text
+from ml.prompting import (
+    copy_source,
+    first_passage_sentences,
+    first_passage_text,
+    grounding_text,
+)
 
 _open: weakref.WeakSet[LlamaCppGenerator] = weakref.WeakSet()
 
@@ -316,7 +321,20 @@ class LlamaCppGenerator:
         if settings.copy_bias:
             copyable = copy_source(messages).encode()
             ids = llama.tokenize(copyable, add_bos=False, special=False)
-            steps.append(CopyBias(ids, prompt_tokens, bias=settings.copy_bias))
+            openings = [
+                tokens[0]
+                for sentence in first_passage_sentences(messages)
+                if (tokens := llama.tokenize(sentence.encode(), add_bos=False, special=False))
+            ]
+            steps.append(
+                CopyBias(
+                    ids,
+                    prompt_tokens,
+                    bias=settings.copy_bias,
+                    openings=openings,
+                    opening_bias=settings.first_passage_bias,
+                )
+            )
         if settings.ground_numbers:
             if self._vocabulary is None:  # every served version shares the base's vocabulary
                 texts = [

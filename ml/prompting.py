@@ -113,6 +113,11 @@ def copy_source(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(parts)
 
 
+def first_passage_sentences(messages: list[dict[str, str]]) -> list[str]:
+    """The sentences of passage [1] as the prompt shows them (whitespace normalised)."""
+    return [" ".join(s.split()) for s in split_sentences(first_passage_text(messages))]
+
+
 # A citation mark: [1], [1, 3] or [2; 4]. Every reader and writer of marks uses this one.
 CITATION = re.compile(r"\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\]")
 CITATION_WITH_SPACE = re.compile(r"\s*" + CITATION.pattern)  # the mark and the space before it

@@ -18,7 +18,12 @@ from ml import adapters
 from ml.copying import CopyBias
 from ml.generator import GenerationResult, GenerationSettings, GeneratorUnavailable, Turns
 from ml.grounding import NumberGrounding, NumberVocabulary
-from ml.prompting import copy_source, first_passage_text, grounding_text
+from ml.prompting import (
+    copy_source,
+    first_passage_sentences,
+    first_passage_text,
+    grounding_text,
+)
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding
@@ -104,21 +109,27 @@ class TransformersGenerator:
         source = grounding_text(messages)
         processors: list[LogitsProcessor] = []
         if settings.copy_bias:
+            encode = self.tokenizer
+            openings = [
+                ids[0]
+                for sentence in first_passage_sentences(messages)
+                if (ids := encode(sentence, add_special_tokens=False)["input_ids"])
+            ]
             copying = CopyBias(
-                self.tokenizer(copy_source(messages), add_special_tokens=False)["input_ids"],
+                encode(copy_source(messages), add_special_tokens=False)["input_ids"],
                 prompt_tokens,
                 bias=settings.copy_bias,
+                openings=openings,
+                opening_bias=settings.first_passage_bias,
             )
 
             class Copied(LogitsProcessor):
                 def __call__(self, input_ids: Any, scores: Any) -> Any:
-                    tokens = copying.continuations(input_ids[0, prompt_tokens:].tolist())
-                    tokens = [t for t in tokens if t < scores.shape[-1]]
-                    if not tokens:
+                    row = scores[0].float().cpu().numpy()
+                    biased = copying(input_ids[0].tolist(), row)
+                    if biased is row:
                         return scores
-                    scores = scores.clone()
-                    scores[0, tokens] += copying.bias
-                    return scores
+                    return torch.from_numpy(biased).to(scores.device, scores.dtype)[None, :]
 
             processors.append(Copied())
         if settings.ground_numbers:

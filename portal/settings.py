@@ -285,10 +285,11 @@ GENERATION_GROUND_NUMBERS = env_bool("GENERATION_GROUND_NUMBERS", True)
 # (ml/copying.py; 0: off). The repetition penalty also counts the prompt's tokens, so above
 # 1 it pushes an answer away from the passages' own words.
 GENERATION_COPY_BIAS = env_float("GENERATION_COPY_BIAS", 8.0, minimum=0, maximum=50)
-# When a grounded answer goes to write a number, passage [1]'s numbers (the retriever's
-# best passage) get this logit bonus over the other passages' (0: off).
+# Passage [1] (the retriever's best) gets this logit bonus twice: for the first tokens of
+# its sentences at the answer's first token, and for its numbers when a grounded answer
+# goes to write a number (0: off).
 GENERATION_FIRST_PASSAGE_BIAS = env_float(
-    "GENERATION_FIRST_PASSAGE_BIAS", 4.0, minimum=0, maximum=50
+    "GENERATION_FIRST_PASSAGE_BIAS", 8.0, minimum=0, maximum=50
 )
 GENERATION_REPETITION_PENALTY = env_float(
     "GENERATION_REPETITION_PENALTY", 1.05, minimum=1.0, maximum=2.0

@@ -56,6 +56,15 @@ def test_a_masked_token_stays_masked_and_ids_outside_the_scores_are_ignored():
     assert np.isneginf(CopyBias([1, 2, 3], prompt_tokens=0)([1, 2], masked)).all()
 
 
+def test_the_openings_are_raised_at_the_first_token_only():
+    copy = CopyBias(SOURCE, prompt_tokens=3, openings=[55, 10, 55], opening_bias=6.0)
+    scores = np.zeros(100, dtype=np.float32)
+    first = copy([1, 2, 3], scores)  # the prompt only: the answer's first token comes next
+    assert np.flatnonzero(first).tolist() == [10, 55] and first[10] == 6.0
+    assert np.array_equal(copy([1, 2, 3, 99], scores), scores)  # later: only copies count
+    assert np.array_equal(_bias()([1, 2, 3], scores), scores)  # no openings given: none
+
+
 def test_a_copy_needs_at_least_one_token():
     with pytest.raises(ValueError, match="min_match"):
         CopyBias(SOURCE, prompt_tokens=0, min_match=0)
@@ -154,6 +163,6 @@ def test_the_biased_answer_restates_the_passage(generator):
 def test_the_forklift_answer_takes_the_first_passages_temperature(generator):
     plain = _text(generator, FORKLIFT, copy_bias=8.0)
     assert "75" in plain, plain  # the model's own pick: the thermostat of passage [2]
-    preferred = _text(generator, FORKLIFT, copy_bias=8.0, first_passage_bias=4.0)
+    preferred = _text(generator, FORKLIFT, copy_bias=8.0, first_passage_bias=8.0)
     # 55°F (12.8°C): either unit states the requirement.
     assert ("55°F" in preferred or "12.8°C" in preferred) and "75" not in preferred, preferred
