@@ -178,9 +178,18 @@ def focus(
 ) -> list[Passage]:
     """The passages cut down to their best sentences (passages with none left out), in the
     order of their numbers; each keeps its number, document, page and section."""
+    return focus_scored(question, passages, embed, limit=limit)[0]
+
+
+def focus_scored(
+    question: str, passages: Sequence[Passage], embed: Embed, *, limit: int = 4
+) -> tuple[list[Passage], float | None]:
+    """``focus`` and the best sentence's score (``score_sentences``; None when the passages
+    have no sentences): how well the best sentence the passages hold answers the question,
+    which the answering pipeline declines below."""
     sentences = _sentences(passages)
     if not sentences:
-        return list(passages)
+        return list(passages), None
     scores = score_sentences(question, sentences, embed)
     by_place = {(s.passage, s.position): s for s in sentences}
     wants_number = bool(QUANTITY.search(question))
@@ -209,4 +218,4 @@ def focus(
                     text=text,
                 )
             )
-    return focused
+    return focused, float(scores.max())

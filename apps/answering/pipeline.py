@@ -20,7 +20,7 @@ from django.conf import settings
 from apps.answering.engine import answer_generation, get_generator, using_adapter
 from apps.documents.models import Chunk
 from apps.documents.selectors import MAX_QUERY_CHARS, SearchHit, search_chunks
-from ml.focus import focus
+from ml.focus import focus_scored
 from ml.generator import GenerationResult, GenerationSettings
 from ml.prompting import (
     DECLINE,
@@ -174,13 +174,30 @@ def prompt_messages(question: str, passages: list[Passage]) -> tuple[list[dict[s
     """The prompt for ``question`` over ``passages`` and its template version: with
     ANSWER_FOCUS_SENTENCES > 0 only that many of their best sentences go in (each under its
     passage's number and source), else the whole passages."""
+    messages, version, _ = _prompt_plan(question, passages)
+    return messages, version
+
+
+def _prompt_plan(
+    question: str, passages: list[Passage]
+) -> tuple[list[dict[str, str]], str, float | None]:
+    """``prompt_messages`` and the focus's best sentence score (None without focusing)."""
     if settings.ANSWER_FOCUS_SENTENCES <= 0 or not passages:
-        return build_messages(question, passages), TEMPLATE_VERSION
+        return build_messages(question, passages), TEMPLATE_VERSION, None
     from apps.documents.selectors import sentence_embedder
 
     embed = sentence_embedder([p.chunk_id for p in passages])
-    focused = focus(question, passages, embed, limit=settings.ANSWER_FOCUS_SENTENCES)
-    return build_messages(question, focused), FOCUSED_TEMPLATE_VERSION
+    focused, best = focus_scored(question, passages, embed, limit=settings.ANSWER_FOCUS_SENTENCES)
+    return build_messages(question, focused), FOCUSED_TEMPLATE_VERSION, best
+
+
+def _gated(hits: list[SearchHit], best_sentence: float | None) -> bool:
+    """Whether to decline without generating: nothing retrieved, the best passage below
+    ANSWER_MIN_SIMILARITY, or no sentence of the passages scoring ANSWER_MIN_SENTENCE_SCORE
+    against the question (relevant pages, but nothing on them that answers it)."""
+    if not hits or hits[0].similarity < settings.ANSWER_MIN_SIMILARITY:
+        return True
+    return best_sentence is not None and best_sentence < settings.ANSWER_MIN_SENTENCE_SCORE
 
 
 def passage_texts(retrieved: list[RetrievedPassage] | list[dict[str, Any]]) -> list[str]:
@@ -205,12 +222,12 @@ def answer_events(
     record.retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
     passages = passages_for(hits)
     record.retrieved = [retrieved_record(n, hit) for n, hit in enumerate(hits, start=1)]
-    record.prompt_messages, record.template_version = prompt_messages(question, passages)
+    record.prompt_messages, record.template_version, best = _prompt_plan(question, passages)
     settings_used = generation or answer_generation()
     record.generation_settings = settings_used.as_dict()
     result: GenerationResult | None = None
-    if not hits or hits[0].similarity < settings.ANSWER_MIN_SIMILARITY:
-        # Nothing relevant was found: say so instead of letting the model improvise.
+    if _gated(hits, best):
+        # Nothing that answers was found: say so instead of letting the model improvise.
         text = DECLINE
         yield DECLINE
     else:

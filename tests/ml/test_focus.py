@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ml.embeddings import load_embedder
-from ml.focus import focus
+from ml.focus import focus, focus_scored
 from ml.prompting import Passage, build_messages
 
 FORKLIFT = (
@@ -73,3 +73,21 @@ def test_limit_bounds_the_sentences_and_empty_passages_drop_out(embed):
     focused = focus("Seal Class A ductwork leakage testing", _passages(), embed, limit=1)
     assert [p.number for p in focused] == [1]
     assert focus("anything", [], embed) == []
+
+
+def test_the_best_sentence_score_separates_an_answer_from_a_topic(embed):
+    """The score the pipeline declines below: the forklift sentence answers its question;
+    the same pages hold nothing on a SEER rating, which they never mention."""
+    _, answered = focus_scored(
+        "What is the minimum heating temperature for warehouse forklift areas?",
+        _passages(),
+        embed,
+    )
+    _, topic_only = focus_scored(
+        "What minimum SEER rating must a new split-system air conditioner have?",
+        _passages(),
+        embed,
+    )
+    assert answered is not None and topic_only is not None
+    assert topic_only < 0.5 <= answered
+    assert focus_scored("anything", [], embed) == ([], None)

@@ -31,6 +31,7 @@ def test_one_account_asking_24_at_once_does_not_stop_another_users_search(
         "GENERATOR_BACKEND": "llamacpp",
         "GENERATION_MAX_NEW_TOKENS": "24",
         "ANSWER_MIN_SIMILARITY": "0",  # every question goes to the model
+        "ANSWER_MIN_SENTENCE_SCORE": "0",
         "ADAPTER_WATCH": "false",
     }
     # As the launcher runs it, with fewer threads: the 24 questions outnumber them.

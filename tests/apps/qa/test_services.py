@@ -50,6 +50,21 @@ def test_a_question_the_documents_do_not_cover_is_declined():
     assert answer.citations == [] and answer.retrieved  # it still lists what it looked at
 
 
+@pytest.mark.usefixtures("library", "default_generator")
+def test_relevant_pages_with_no_answering_sentence_are_declined_without_generating(settings):
+    """The pages retrieved are about air conditioning, but none of their sentences gives a
+    SEER rating: the sentence gate declines; with the gate off the model is asked."""
+    question = "What minimum SEER rating must a new split-system air conditioner have?"
+    settings.ANSWER_MIN_SIMILARITY = 0  # past the retrieval gate
+    gated = _ask(question)
+    assert gated.status == Answer.Status.DONE
+    assert gated.declined and gated.text == DECLINE and gated.model_name == "retrieval-gate"
+    assert gated.prompt_messages and gated.retrieved  # what it looked at is kept
+    settings.ANSWER_MIN_SENTENCE_SCORE = 0
+    asked = _ask(question)
+    assert asked.model_name != "retrieval-gate" and asked.completion_tokens
+
+
 @pytest.mark.parametrize(
     ("question", "message"), [("   ", "Please type a question."), ("x" * 2001, "under 2000")]
 )
