@@ -127,6 +127,10 @@ def run_ours(
         main(config, prompts, reward_fn, reporter)
     result: dict[str, Any] = {
         "seconds": [row["seconds"] for row in reporter.series],
+        "phases": {
+            phase: [row[f"{phase}_seconds"] for row in reporter.series]
+            for phase in ("rollout", "scoring", "optimise")
+        },
         "response_tokens": statistics.mean(row["response_length"] for row in reporter.series),
         "rollout_engine": rollout_engine,
     }

@@ -240,6 +240,14 @@ def summarise(result: dict[str, Any], warmup: int) -> None:
     counted = result["seconds"][warmup:]
     result["seconds_per_update"] = statistics.median(counted) if counted else None
     result["updates_counted"] = len(counted)
+    phases = result.get("phases") or {}
+    if counted and phases:
+        medians = {name: statistics.median(values[warmup:]) for name, values in phases.items()}
+        result["phase_seconds"] = medians
+        # Amdahl: with sampling made free, an update still costs scoring and optimising.
+        share = medians["rollout"] / sum(medians.values())
+        result["rollout_share"] = share
+        result["max_speed_up_from_rollouts"] = 1 / (1 - share) if share < 1 else None
 
 
 def ratio(numerator: dict[str, Any], denominator: dict[str, Any], key: str) -> float | None:
@@ -388,6 +396,16 @@ def show(report: dict[str, Any]) -> None:
             f"{r['rss_after_imports_mb']:>11.0f} {tokens_text:>9}  "
             f"{r['load_before']} -> {r['load_after']}"
         )
+    print()
+    for name, r in report["results"].items():
+        if "phase_seconds" in r:
+            phases = ", ".join(f"{k} {v:.2f} s" for k, v in r["phase_seconds"].items())
+            bound = r["max_speed_up_from_rollouts"]
+            print(
+                f"  {name:<12} per update: {phases}; sampling is {r['rollout_share']:.0%}, "
+                f"so free rollouts would make it at most "
+                f"{f'{bound:.2f}x' if bound else 'unboundedly'} faster"
+            )
     print()
     for pair, figures in report["ratios"].items():
         parts = [

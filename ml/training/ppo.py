@@ -538,7 +538,9 @@ def _train(
             query, query_mask = left_pad(
                 [encoded[i] for i in indices], tokenizer.pad_token_id, device
             )
+            sample_started = time.perf_counter()
             response = rollouts.sample(unwrapped.policy, query, query_mask)
+            rollout_seconds = time.perf_counter() - sample_started
             sequences = torch.cat([query, response], dim=1)
             length = response.shape[1]
             mask = response_mask(response, tokenizer.eos_token_id, tokenizer.pad_token_id)
@@ -588,6 +590,7 @@ def _train(
         length_guard.check(response_length, update + 1)
 
         # Optimise: ppo_epochs shuffled passes of clipped policy and value losses.
+        optimise_started = time.perf_counter()
         model.train()
         stats: dict[str, list[float]] = defaultdict(list)
         for _ in range(config.ppo_epochs):
@@ -623,6 +626,7 @@ def _train(
         averaged = accelerator.reduce(
             torch.tensor([local[n] for n in names], device=device), reduction="mean"
         ).tolist()
+        finished = time.perf_counter()
         metrics = {
             "reward_mean": all_scores.mean().item(),
             "reward_std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
@@ -630,7 +634,13 @@ def _train(
             "kl_coef": kl_coef,
             **dict(zip(names, averaged, strict=True)),
             "response_length": response_length,
-            "seconds": time.perf_counter() - update_started,
+            "seconds": finished - update_started,
+            # Where the update's time went: sampling the rollouts (what a fast engine
+            # speeds up); scoring them under policy, reference, value head and reward;
+            # the optimizer passes.
+            "rollout_seconds": rollout_seconds,
+            "scoring_seconds": optimise_started - update_started - rollout_seconds,
+            "optimise_seconds": finished - optimise_started,
         }
         series.append(metrics)
         if accelerator.is_main_process:

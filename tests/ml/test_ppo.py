@@ -245,10 +245,13 @@ def test_small_task_reward_rises_while_kl_stays_bounded(small_task):
     expected = {
         "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "clip_fraction",
         "value_clip_fraction", "approx_kl", "policy_loss", "value_loss", "response_length",
-        "seconds",
+        "seconds", "rollout_seconds", "scoring_seconds", "optimise_seconds",
     }  # fmt: skip
     assert expected <= set(series[-1])
     assert all(math.isfinite(v) for row in series for v in row.values())
+    parts = ("rollout_seconds", "scoring_seconds", "optimise_seconds")
+    assert all(row[p] > 0 for row in series for p in parts)
+    assert all(sum(row[p] for p in parts) <= row["seconds"] + 1e-6 for row in series)
 
 
 @pytest.fixture(scope="module")
