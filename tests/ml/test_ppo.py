@@ -18,19 +18,16 @@ from ml import adapters
 from ml.prompting import Passage, build_messages
 from ml.training.common import Cancelled, MemoryReporter, TrainingDiverged, make_tiny_llama
 from ml.training.data import PreferencePair
-from ml.training.ppo import (
+from ml.training.ppo import PPOConfig, encode_prompt, main, prompt_batches
+from ml.training.ppo_math import (
     AdaptiveKLController,
     LengthGuard,
-    PPOConfig,
     compute_gae,
-    encode_prompt,
     kl_penalised_rewards,
-    main,
     masked_mean,
     masked_var,
     masked_whiten,
     policy_loss,
-    prompt_batches,
     response_mask,
     value_loss,
 )
