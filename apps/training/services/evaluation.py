@@ -105,7 +105,13 @@ def evaluation_run(
                     response=answer.text,
                     score=score,
                     comment=comment,
-                    similarity=round(float(vectors[0] @ vectors[1]), 4),
+                    # Only where the reference answers: the embedder puts a right decline
+                    # ("... do not cover this.") at about 0.17 from a reference that explains
+                    # why the documents do not say, below a wrong answer on the same topic.
+                    # Declines are counted on their own.
+                    similarity=round(float(vectors[0] @ vectors[1]), 4)
+                    if reference.answerable
+                    else None,
                     key_fact_recall=key_fact_recall(reference.key_facts, answer.text)
                     if reference.answerable
                     else None,

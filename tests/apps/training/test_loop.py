@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from apps.adapters.selectors import served_target
+from apps.references.services import references_import
 from apps.training.models import Evaluation, LoopRun, TrainingRun
 from apps.training.services.evaluation import METRICS
 from apps.training.services.loop import gate_check, loop_run
@@ -67,6 +68,24 @@ def test_evaluate_prints_the_pilots_figures(portal: None, capsys: pytest.Capture
         call_command("evaluate", "--adapter", "v9")
     with pytest.raises(CommandError, match="no validated references"):
         call_command("evaluate", "--set", "nonexistent")
+
+
+def test_similarity_is_measured_only_where_the_reference_answers(
+    portal: None, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    """A right decline sits far from a reference that explains why the documents do not
+    say: similarity leaves unanswerable questions out (declines are counted on their own)."""
+    rows = [json.loads(line) for line in support.EVAL.read_text().splitlines()]
+    mixed = [next(r for r in rows if r["answerable"]), next(r for r in rows if not r["answerable"])]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in mixed))
+    references_import(path=path, set_name="mixed")
+    call_command("evaluate", "--set", "mixed", "--adapter", "base", "--json")
+    figures = json.loads(capsys.readouterr().out)
+    items = {i.reference.answerable: i for i in Evaluation.objects.get().items.all()}
+    assert items[False].similarity is None and items[False].key_fact_recall is None
+    assert items[True].similarity is not None and items[False].score is not None
+    assert figures["n"] == 2 and figures["semantic_similarity"] == items[True].similarity
 
 
 def test_a_candidate_that_fails_the_gate_is_not_served(portal: None, settings):
