@@ -5,7 +5,8 @@ Prints, for transformers (float32, the HF folder de-quantized from the shipped G
 llama.cpp (the shipped SmolLM2-135M-Instruct Q4_1 GGUF), each on 2 threads, greedy, 64 new
 tokens at most, with the portal's repetition penalty: decode tokens/s (after the first
 token) and tokens/s including prefill, and the ratios llama.cpp / transformers (target:
-decode >= 8x); the same for the Q8_0 copy the portal serves (ml/gguf_requant.py). Then the
+decode >= 8x); the same for the Q8_0 copy the portal serves and the faster Q4_0 one
+(ml/gguf_requant.py, GENERATOR_REQUANTIZE). Then the
 memory bandwidth measured here, the bytes of weights llama.cpp reads
 per decoded token and its decode speed as a share of bandwidth / bytes (target >= 0.4).
 Last, adapter swap times on llama.cpp while another thread keeps answering (failed answers:
@@ -464,15 +465,29 @@ def main() -> None:
 
         requantize_q8_0(gguf_path, q8_path)
     q8_weights = gguf_bytes(q8_path)
+    progress("re-quantizing the GGUF to Q4_0 (GENERATOR_REQUANTIZE=q4_0), once")
+    q4_0_path = VAR_DIR / "models" / "SmolLM2-135M-Instruct.Q4_0.gguf"
+    if not q4_0_path.is_file():
+        from ml.gguf_requant import requantize
+
+        requantize(gguf_path, q4_0_path, "q4_0")
+    q4_0_weights = gguf_bytes(q4_0_path)
 
     *timed, warm_up = rag_prompts(args.prompts)
     llama = LlamaEngine(gguf_path)
     served = LlamaEngine(q8_path)
+    fastest = LlamaEngine(q4_0_path)
     hf = TransformersEngine(hf_folder, llama.chat.stop_ids)
     runs: dict[str, list[Run]] = {}
     prompts: dict[str, list[list[int]]] = {}
     busy: dict[str, float] = {}  # other processes' share of the CPU while an engine ran
-    for name, engine in (("llamacpp", llama), ("llamacpp_q8_0", served), ("transformers", hf)):
+    engines = (
+        ("llamacpp", llama),
+        ("llamacpp_q8_0", served),
+        ("llamacpp_q4_0", fastest),
+        ("transformers", hf),
+    )
+    for name, engine in engines:
         prompts[name] = [engine.prompt(messages) for messages in timed]
         progress(f"{name}: warm-up")
         engine.run(engine.prompt(warm_up))
@@ -505,12 +520,19 @@ def main() -> None:
     best = max(bandwidth, key=bandwidth.__getitem__)
     limit = bandwidth[best] * 1e9 / weights["weight_bytes_per_token"]
     share = speed["llamacpp"]["decode_tokens_per_s"] / limit
-    q8_limit = bandwidth[best] * 1e9 / q8_weights["weight_bytes_per_token"]
-    q8_share = speed["llamacpp_q8_0"]["decode_tokens_per_s"] / q8_limit
-    q8_ratios = {
-        key: speed["llamacpp_q8_0"][key] / speed["transformers"][key]
-        for key in ("decode_tokens_per_s", "tokens_per_s_with_prefill")
-    }
+    # The re-quantized copies: each one's ratios to transformers and bandwidth share.
+    requantized: dict[str, dict[str, float]] = {}
+    for kind, kind_weights in (("q8_0", q8_weights), ("q4_0", q4_0_weights)):
+        rate = speed[f"llamacpp_{kind}"]
+        per_token = kind_weights["weight_bytes_per_token"]
+        requantized[kind] = {
+            "decode_ratio": rate["decode_tokens_per_s"]
+            / speed["transformers"]["decode_tokens_per_s"],
+            "with_prefill_ratio": rate["tokens_per_s_with_prefill"]
+            / speed["transformers"]["tokens_per_s_with_prefill"],
+            "weight_bytes_per_token": per_token,
+            "bandwidth_share": rate["decode_tokens_per_s"] / (bandwidth[best] * 1e9 / per_token),
+        }
     mean_context = sum(len(r.prompt) + r.steps / 2 for r in runs["llamacpp"]) / len(lengths)
 
     swaps = adapter_swaps(gguf_path, hf_folder, timed)
@@ -536,10 +558,7 @@ def main() -> None:
         "kv_bytes_per_token_mean_context": weights["kv_bytes_per_position"] * mean_context,
         "bandwidth_limit_tokens_per_s": limit,
         "bandwidth_share": share,
-        "q8_0_decode_ratio": q8_ratios["decode_tokens_per_s"],
-        "q8_0_with_prefill_ratio": q8_ratios["tokens_per_s_with_prefill"],
-        "q8_0_weight_bytes_per_token": q8_weights["weight_bytes_per_token"],
-        "q8_0_bandwidth_share": q8_share,
+        **{f"{kind}_{key}": value for kind, r in requantized.items() for key, value in r.items()},
         **{f"swap_{key}": value for key, value in swaps.items()},
     }
 
@@ -558,6 +577,7 @@ def main() -> None:
         ("transformers", "transformers float32"),
         ("llamacpp", "llama.cpp Q4_1"),
         ("llamacpp_q8_0", "llama.cpp Q8_0 (served)"),
+        ("llamacpp_q4_0", "llama.cpp Q4_0"),
     ):
         s = speed[name]
         show(
@@ -572,12 +592,14 @@ def main() -> None:
         f"decode {decode_ratio:.1f}x  target >= 8x  {verdict(decode_ratio >= 8)} | with "
         f"prefill {prefill_ratio:.1f}x",
     )
-    show(
-        "llama.cpp Q8_0 / transformers",
-        f"decode {q8_ratios['decode_tokens_per_s']:.1f}x | with prefill "
-        f"{q8_ratios['tokens_per_s_with_prefill']:.1f}x | bandwidth share {q8_share:.2f} "
-        f"({q8_weights['weight_bytes_per_token'] / 1e6:.1f} MB per token)",
-    )
+    for kind, r in requantized.items():
+        show(
+            f"llama.cpp {kind.upper()} / transformers",
+            f"decode {r['decode_ratio']:.1f}x  target >= 8x  {verdict(r['decode_ratio'] >= 8)} "
+            f"| with prefill {r['with_prefill_ratio']:.1f}x | bandwidth share "
+            f"{r['bandwidth_share']:.2f}  target >= 0.4  {verdict(r['bandwidth_share'] >= 0.4)} "
+            f"({r['weight_bytes_per_token'] / 1e6:.1f} MB per token)",
+        )
     show(
         "memory bandwidth (copy)",
         f"1 thread {bandwidth['bandwidth_1_thread_gb_s']:.1f} GB/s | 2 threads "

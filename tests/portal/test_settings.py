@@ -75,6 +75,7 @@ def test_plain_http_by_default_and_tls_in_one_switch(tmp_path: Path):
         ("ANSWER_MIN_SIMILARITY", "2", "ANSWER_MIN_SIMILARITY=2.0 is above the maximum 1"),
         ("PROMOTION_MARGIN", "nan", "PROMOTION_MARGIN='nan' is not a finite number"),
         ("PORTAL_TLS", "sure", "PORTAL_TLS='sure' is not a boolean"),
+        ("GENERATOR_REQUANTIZE", "q3_k", "GENERATOR_REQUANTIZE='q3_k': use q8_0, q4_0 or off"),
         ("DJANGO_SECURE_HSTS_SECONDS", "-1", "DJANGO_SECURE_HSTS_SECONDS=-1 is below"),
         ("DJANGO_SECURE_PROXY_SSL_HEADER", "X Forwarded: https", "give a header name"),
         ("LONG_TASK_TIME_LIMIT", "50000", "LONG_TASK_TIME_LIMIT must be above"),
