@@ -262,14 +262,16 @@ GENERATOR_GGUF_PATH = env_str("GENERATOR_GGUF_PATH", "") or ""
 # The shipped Q4_1 model is served re-quantized (written once under MODELS_DIR): q8_0
 # (the default: the shipped weights to within Q8 rounding), q4_0 (faster, not exactly
 # them), or off. true/false still mean q8_0/off.
-_REQUANTIZE = (env_str("GENERATOR_REQUANTIZE", "q8_0") or "off").strip().lower()
-GENERATOR_REQUANTIZE = {"true": "q8_0", "1": "q8_0", "on": "q8_0", "yes": "q8_0"}.get(
-    _REQUANTIZE, "off" if _REQUANTIZE in {"false", "0", "no", ""} else _REQUANTIZE
-)
-if GENERATOR_REQUANTIZE not in {"q8_0", "q4_0", "off"}:
-    raise ImproperEnv(
-        f"GENERATOR_REQUANTIZE={_REQUANTIZE!r}: use q8_0, q4_0 or off (true/false also work)"
-    )
+_REQUANTIZE = (env_str("GENERATOR_REQUANTIZE", "") or "").strip().lower()
+if _REQUANTIZE in {"q8_0", "q4_0", "off"}:
+    GENERATOR_REQUANTIZE = _REQUANTIZE
+else:  # empty (the default), or a boolean as before: true is q8_0, false is off
+    try:
+        GENERATOR_REQUANTIZE = "q8_0" if env_bool("GENERATOR_REQUANTIZE", True) else "off"
+    except ImproperEnv:
+        raise ImproperEnv(
+            f"GENERATOR_REQUANTIZE={_REQUANTIZE!r}: use q8_0, q4_0 or off (true/false also work)"
+        ) from None
 # The same model as a Hugging Face folder (training, and the transformers backend); empty
 # means SmolLM2-135M-Instruct, de-quantized from that GGUF into var/models/ on first use.
 GENERATOR_MODEL_PATH = env_str("GENERATOR_MODEL_PATH", "") or ""
