@@ -7,9 +7,11 @@ key-fact recall, declines, latency split, overhead <= 10%, adapter swap time),
 generation_speed (llama.cpp against transformers: decode >= 8x, >= 0.4 of the memory
 bandwidth limit, adapter swaps while answering), judge_quality (Spearman between the
 local judge's scores and known quality levels), ppo_speed (our PPO's seconds per update
-and peak memory against TRL 1.12's PPO and TRL's RLOO) and learning_loop (the before/after
-table of one loop on the sample set). Each keeps its own database under var/bench/<name>/,
-so the 100k-chunk library is built only once.
+and peak memory against TRL 1.12's PPO and TRL's RLOO) learning_loop (the before/after
+table of one loop on the sample set) and decline_probe (declines on the held-out synthetic
+pairs that loop's supervised stage made). Each keeps its own database under
+var/bench/<name>/ (decline_probe shares learning_loop's), so the 100k-chunk library is
+built only once.
 
     .venv/bin/python bench/run_all.py      (or: make bench)
 """
@@ -32,6 +34,7 @@ SCRIPTS = {
     "judge_quality.py": "judge",
     "ppo_speed.py": "ppo_speed",
     "learning_loop.py": "loop",
+    "decline_probe.py": "loop",
 }
 
 

@@ -208,16 +208,23 @@ def passage_texts(retrieved: list[RetrievedPassage] | list[dict[str, Any]]) -> l
 
 
 def answer_events(
-    *, question: str, generation: GenerationSettings | None = None, previous: str = ""
+    *,
+    question: str,
+    generation: GenerationSettings | None = None,
+    previous: str = "",
+    hits: list[SearchHit] | None = None,
 ) -> Iterator[str | AnswerRecord]:
     """Answers ``question`` with this process's generator on its served adapter: text
     pieces as they are generated, then the record. ``previous``: the retrieval query of the
     conversation's previous turn, which a follow-up is retrieved with (the prompt keeps the
-    user's own question). Raises GeneratorUnavailable when the model cannot answer
-    (nothing is stored here; the caller keeps the question)."""
+    user's own question). ``hits``: answer over these passages instead of retrieving (a
+    benchmark's chosen ones); the rest, the gate included, is the same. Raises
+    GeneratorUnavailable when the model cannot answer (nothing is stored here; the caller
+    keeps the question)."""
     started = time.perf_counter()
-    context = follow_up_context(question, previous)
-    hits = retrieve(question, context)
+    context = follow_up_context(question, previous) if hits is None else ""
+    if hits is None:
+        hits = retrieve(question, context)
     record = AnswerRecord(question=question, retrieval_query=retrieval_text(question, context))
     record.retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
     passages = passages_for(hits)
@@ -248,13 +255,15 @@ def answer_run(
     question: str,
     generation: GenerationSettings | None = None,
     adapter: str | None = None,
+    hits: list[SearchHit] | None = None,
 ) -> AnswerRecord:
     """The whole record at once; ``adapter``: answer with that version (or ``base``)
-    instead of the served one (workers and commands only, never the web server)."""
+    instead of the served one (workers and commands only, never the web server); ``hits``
+    as for ``answer_events``."""
     if adapter is not None:
         with using_adapter(adapter):
-            return answer_run(question=question, generation=generation)
-    for event in answer_events(question=question, generation=generation):
+            return answer_run(question=question, generation=generation, hits=hits)
+    for event in answer_events(question=question, generation=generation, hits=hits):
         if isinstance(event, AnswerRecord):
             return event
     raise AssertionError("answer_events ended without a record")

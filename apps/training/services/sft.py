@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.answering.pipeline import passages_for, prompt_for, prompt_messages, retrieve
-from apps.documents.selectors import search_chunks
+from apps.documents.selectors import SearchHit, search_chunks
 from apps.references.models import Reference, ReferenceSet
 from apps.references.selectors import references_for_sft
 from apps.training.models import DataSnapshot, SFTExample
@@ -47,9 +47,11 @@ def _synthetic_example(reference: Reference) -> tuple[list[dict[str, str]], str]
     return messages, synthesis.with_citation(reference.answer, numbers[0])
 
 
-def _decline_example(reference: Reference) -> list[dict[str, str]] | None:
-    """The question over the nearest passages that do not answer it, or None when too few
-    such passages remain."""
+def decline_hits(reference: Reference) -> list[SearchHit] | None:
+    """The nearest passages to the pair's question that do not answer it (its source, its
+    page and every passage stating one of its values left out), or None when fewer than
+    ANSWER_PASSAGES such passages remain. SFT teaches the decline over them;
+    bench/decline_probe.py measures it over the held-out pairs' ones."""
     wanted = settings.ANSWER_PASSAGES
     values = [synthesis.numbers(value) for value in reference.key_facts]
     hits = [
@@ -59,9 +61,13 @@ def _decline_example(reference: Reference) -> list[dict[str, str]] | None:
         and (hit.document_id, hit.page_number) != (reference.document_id, reference.page)
         and not any(value <= synthesis.numbers(hit.text) for value in values)
     ][:wanted]
-    if len(hits) < wanted:
-        return None
-    return prompt_messages(reference.question, passages_for(hits))[0]
+    return hits if len(hits) == wanted else None
+
+
+def _decline_example(reference: Reference) -> list[dict[str, str]] | None:
+    """The question's prompt over ``decline_hits``, or None when too few remain."""
+    hits = decline_hits(reference)
+    return None if hits is None else prompt_messages(reference.question, passages_for(hits))[0]
 
 
 def sft_build(*, set_name: str = ReferenceSet.TRAINING) -> DataSnapshot:

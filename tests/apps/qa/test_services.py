@@ -65,6 +65,20 @@ def test_relevant_pages_with_no_answering_sentence_are_declined_without_generati
     assert asked.model_name != "retrieval-gate" and asked.completion_tokens
 
 
+@pytest.mark.usefixtures("library", "default_generator")
+def test_given_passages_are_answered_over_instead_of_retrieving(settings):
+    """bench/decline_probe.py answers a question over passages it chose: those, and only
+    those, are what the prompt shows and the record keeps; the gate still applies."""
+    hits = pipeline.retrieve("How must relief air be discharged to the outside?")
+    settings.ANSWER_MIN_SENTENCE_SCORE = 0
+    record = pipeline.answer_run(question=FORKLIFT, hits=hits)
+    assert [r["chunk_id"] for r in record.retrieved] == [h.chunk_id for h in hits]
+    assert record.retrieval_query == FORKLIFT and record.model_name != "retrieval-gate"
+    settings.ANSWER_MIN_SENTENCE_SCORE = 2  # no sentence scores that: the gate declines
+    gated = pipeline.answer_run(question=FORKLIFT, hits=hits)
+    assert gated.declined and gated.model_name == "retrieval-gate"
+
+
 @pytest.mark.parametrize(
     ("question", "message"), [("   ", "Please type a question."), ("x" * 2001, "under 2000")]
 )
