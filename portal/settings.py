@@ -361,7 +361,7 @@ if SYNTHESIS_BASE_URL and not SYNTHESIS_MODEL:
     raise ImproperEnv("SYNTHESIS_BASE_URL is set: name its model with SYNTHESIS_MODEL")
 SYNTHESIS_PER_LOOP = env_int("SYNTHESIS_PER_LOOP", 400, minimum=1)
 SYNTHESIS_HELDOUT_SHARE = env_float("SYNTHESIS_HELDOUT_SHARE", 0.25, minimum=0, maximum=0.9)
-SFT_DECLINE_SHARE = env_float("SFT_DECLINE_SHARE", 0.05, minimum=0, maximum=0.9)
+SFT_DECLINE_SHARE = env_float("SFT_DECLINE_SHARE", 0.1, minimum=0, maximum=0.9)
 SFT_VALIDATED_WEIGHT = env_int("SFT_VALIDATED_WEIGHT", 2, minimum=1)
 # Per-algorithm settings over the ml config defaults, e.g. '{"ppo": {"batch_size": 4}}'.
 TRAINING_DEFAULTS = env_json("TRAINING_DEFAULTS", {})
