@@ -44,12 +44,13 @@ def _wait_for_line(
 
 
 def _demo_corpus(folder: Path) -> Path:
-    """The demo corpus's two PDFs cut to their first pages (page numbers unchanged), so the
-    first start ingests in seconds: the whole of UFC 3-410-01, scanned pages and OCR
-    included, is ingested by tests/apps/documents/test_search.py."""
+    """The demo corpus's two PDFs cut to a few pages, so the first start ingests in seconds:
+    UFC 3-410-01's printed pages 13-15 (PDF pages 24-26, paragraph 3-5.3.4 on the second)
+    and NSPIRE's first two. The whole of UFC 3-410-01, scanned pages and OCR included, is
+    ingested by tests/apps/documents/test_search.py."""
     folder.mkdir()
-    for source, pages in ((support.UFC, 27), (support.HUD, 5)):
-        (folder / source.name).write_bytes(support.pdf_pages(source, list(range(pages))))
+    for source, pages in ((support.UFC, [23, 24, 25]), (support.HUD, [0, 1])):
+        (folder / source.name).write_bytes(support.pdf_pages(source, pages))
     return folder
 
 
@@ -119,7 +120,8 @@ def test_up_serves_the_demo_corpus_and_stops_on_ctrl_c(tmp_path: Path):
         )
         first = re.search(r'class="cite" href="([^"]+)"[^>]*>([^<]+)</a>', page.text)
         assert first is not None
-        assert first.group(1).endswith("#page=25") and first.group(2).startswith("UFC 3-410-01")
+        # Page 2 of the cut file is UFC 3-410-01's page 25, where 3-5.3.4 states 55°F.
+        assert first.group(1).endswith("#page=2") and first.group(2).startswith("UFC 3-410-01")
         pdf = session.get(base + first.group(1).split("#")[0], timeout=10)
         assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
 
