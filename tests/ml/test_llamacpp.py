@@ -99,11 +99,21 @@ def test_the_length_cap_reports_length(generator: LlamaCppGenerator):
     assert result.completion_tokens == 3 and result.finish_reason == "length"
 
 
+def _llama_cpp_has_avx512() -> bool:
+    import llama_cpp
+
+    return b"AVX512 = 1" in llama_cpp.llama_print_system_info()
+
+
+# Where this machine's llama.cpp build has AVX-512 (2026-12-02, and the 2026-12-03
+# afternoon machine) the adapted greedy text matches transformers + peft on all 3 prompts
+# and the test is strict. An AVX2-only build (the 2026-12-03 morning machine) matched 1 of 3:
+# its float rounding lets near-tied tokens flip. The conversion itself is checked exactly on
+# logits by the next test everywhere. Open in issue 9.
 @pytest.mark.xfail(
+    condition=not _llama_cpp_has_avx512(),
     strict=False,
-    reason="on the 2026-12-03 machine's AVX2-only llama.cpp build the adapted greedy text "
-    "matches transformers + peft on 1 of 3 prompts (it matched on 3 of 3 before); the "
-    "conversion itself is checked exactly on logits by the next test. Open in issue 9.",
+    reason="an AVX2-only llama.cpp build: near-tied greedy tokens may flip (issue 9)",
 )
 def test_a_converted_adapter_answers_as_transformers_and_peft_do(
     base_model_path: Path, tmp_path: Path

@@ -70,7 +70,7 @@ def test_given_passages_are_answered_over_instead_of_retrieving(settings):
     """bench/decline_probe.py answers a question over passages it chose: those, and only
     those, are what the prompt shows and the record keeps; the gate still applies."""
     hits = pipeline.retrieve("How must relief air be discharged to the outside?")
-    settings.ANSWER_MIN_SENTENCE_SCORE = 0
+    settings.ANSWER_MIN_SIMILARITY = settings.ANSWER_MIN_SENTENCE_SCORE = 0
     record = pipeline.answer_run(question=FORKLIFT, hits=hits)
     assert [r["chunk_id"] for r in record.retrieved] == [h.chunk_id for h in hits]
     assert record.retrieval_query == FORKLIFT and record.model_name != "retrieval-gate"
