@@ -66,8 +66,13 @@ def load_llama(
     context_tokens: int = 4096,
     penalty_window: int = 64,
     seed: int = 0,
+    flash_attention: bool = False,
 ) -> Any:
-    """A llama.cpp model instance, or GeneratorUnavailable with the reason."""
+    """A llama.cpp model instance, or GeneratorUnavailable with the reason. Flash attention
+    prefills about 30% faster on CPU here (SmolLM2-135M, 869-token prompt, 2 threads: Q8_0
+    318 -> 414 tokens/s, Q4_0 495 -> 646) and decodes the same or faster, but its other
+    summation order flips near-tied greedy tokens: an adapter's answers then no longer match
+    transformers + peft token for token. Off unless asked for."""
     try:
         from llama_cpp import Llama
     except ImportError as exc:
@@ -93,6 +98,7 @@ def load_llama(
             n_threads_batch=batch_threads,
             last_n_tokens_size=penalty_window,
             seed=seed,
+            flash_attn=flash_attention,
             verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as exc:
@@ -218,13 +224,15 @@ class LlamaCppGenerator:
         threads: int | None = None,
         context_tokens: int = 4096,
         keep_adapters: int = 2,
+        flash_attention: bool = False,
     ) -> None:
         self.model_path = model_path
         self.model_name = model_path.stem
         self.threads = threads  # None: all cores for prompts, half of them for decoding
         self.context_tokens = context_tokens
         self.keep_adapters = max(1, keep_adapters)
-        base = load_llama(model_path, threads=self.threads, context_tokens=context_tokens)
+        self.flash_attention = flash_attention
+        base = self._load_instance()
         self._prompt = ChatPrompt(base)
         # version -> model instance, oldest first; the served one is always present.
         self._instances: OrderedDict[str, Any] = OrderedDict({adapters.BASE: base})
@@ -255,23 +263,25 @@ class LlamaCppGenerator:
 
     def _load(self, version: str, path: Path | None, checksum: str | None) -> Any:
         if version == adapters.BASE:
-            return load_llama(
-                self.model_path, threads=self.threads, context_tokens=self.context_tokens
-            )
+            return self._load_instance()
         if path is None:
             raise adapters.AdapterRefused(f"adapter {version} has no folder")
         manifest = adapters.verify(path, expected_checksum=checksum, need_gguf=True)
         if manifest.version != version:
             raise adapters.AdapterRefused(f"{path} holds adapter {manifest.version}, not {version}")
         try:
-            return load_llama(
-                self.model_path,
-                lora_path=path / adapters.GGUF_LORA,
-                threads=self.threads,
-                context_tokens=self.context_tokens,
-            )
+            return self._load_instance(path / adapters.GGUF_LORA)
         except GeneratorUnavailable as exc:
             raise adapters.AdapterRefused(str(exc)) from exc
+
+    def _load_instance(self, lora_path: Path | None = None) -> Any:
+        return load_llama(
+            self.model_path,
+            lora_path=lora_path,
+            threads=self.threads,
+            context_tokens=self.context_tokens,
+            flash_attention=self.flash_attention,
+        )
 
     def _evict(self) -> None:
         """Drops the oldest instances beyond ``keep_adapters``: never the served one, and

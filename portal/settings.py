@@ -288,6 +288,9 @@ GENERATOR_API_KEY = env_str("GENERATOR_API_KEY", "none") or "none"
 # Where the openai backend's server finds ADAPTERS_DIR, when it mounts it elsewhere.
 GENERATOR_ADAPTER_ROOT = env_str("GENERATOR_ADAPTER_ROOT", "") or ""
 GENERATOR_KEEP_ADAPTERS = env_int("GENERATOR_KEEP_ADAPTERS", 2, minimum=1)  # loaded for rollback
+# llama.cpp's flash attention: about 30% faster prefill on CPU here, but near-tied greedy
+# tokens flip, so adapted answers stop matching transformers + peft exactly. Off by default.
+GENERATOR_FLASH_ATTENTION = env_bool("GENERATOR_FLASH_ATTENTION", False)
 GENERATION_MAX_NEW_TOKENS = env_int("GENERATION_MAX_NEW_TOKENS", 192, minimum=8)
 # Answers write numbers only as the prompt's passages and question write them (constrained
 # decoding, ml/grounding.py; the llamacpp and transformers backends).

@@ -172,6 +172,7 @@ def _create() -> Generator:
             threads=threads,
             context_tokens=settings.GENERATOR_CONTEXT_TOKENS,
             keep_adapters=settings.GENERATOR_KEEP_ADAPTERS,
+            flash_attention=settings.GENERATOR_FLASH_ATTENTION,
         )
     except (OSError, ValueError) as exc:
         raise GeneratorUnavailable(f"the answer model cannot be loaded: {exc}") from exc

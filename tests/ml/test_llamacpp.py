@@ -80,6 +80,29 @@ def test_stream_yields_text_then_a_result(generator: LlamaCppGenerator):
     assert 0 < result.first_token_ms <= result.generate_ms
 
 
+def test_flash_attention_is_set_on_every_instance_when_asked(
+    generator: LlamaCppGenerator, base_model_path: Path, tmp_path: Path
+):
+    """Off by default (GENERATOR_FLASH_ATTENTION: it flips near-tied greedy tokens, so
+    adapted answers stop matching transformers + peft); on where asked, for the base
+    instance and for each adapter's, and it still answers."""
+    import llama_cpp
+
+    adapter = support.make_adapter(base_model_path, tmp_path, "fa", seed=3)
+    fast = LlamaCppGenerator(_gguf(), threads=2, flash_attention=True)
+    try:
+        fast.activate("fa", adapter, adapters.read_manifest(adapter).checksum)
+        kinds = {v: i.context_params.flash_attn_type for v, i in fast._instances.items()}
+        assert kinds == dict.fromkeys(["base", "fa"], llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED)
+        assert not generator.flash_attention
+        off = generator._instances["base"].context_params.flash_attn_type
+        assert off == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        result = _run(fast, FIXED_PROMPTS[1])[1]
+        assert result.adapter == "fa" and result.completion_tokens > 0
+    finally:
+        fast.close()
+
+
 def test_the_prompt_is_the_one_transformers_builds(
     generator: LlamaCppGenerator, base_model_path: Path
 ):
