@@ -122,4 +122,4 @@ def celery_worker(
 @pytest.fixture
 def small_pdf() -> bytes:
     """UFC 3-410-01 pages 24-26 (printed 13-15), which hold paragraph 3-5.3.4."""
-    return support.pdf_pages(support.UFC, [23, 24, 25])
+    return support.pdf_pages(support.UFC, support.UFC_FORKLIFT_PAGES)

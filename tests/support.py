@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus"
 UFC = CORPUS / "UFC_3-410-01_2013_c9_HVAC_Criteria.pdf"
+# UFC 3-410-01's PDF pages 24-26 (printed 13-15; 0-based here), 3-5.3.4 on the second.
+UFC_FORKLIFT_PAGES = [23, 24, 25]
 HUD = CORPUS / "HUD_NSPIRE_Standards_v2.1_HVAC.pdf"
 ADA = SHARED / "corpus-extra" / "ada-2010.md"
 EVAL = SHARED / "eval" / "sample-qa.jsonl"

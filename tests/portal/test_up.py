@@ -46,10 +46,10 @@ def _wait_for_line(
 def _demo_corpus(folder: Path) -> Path:
     """The demo corpus's two PDFs cut to a few pages, so the first start ingests in seconds:
     UFC 3-410-01's printed pages 13-15 (PDF pages 24-26, paragraph 3-5.3.4 on the second)
-    and NSPIRE's first two. The whole of UFC 3-410-01, scanned pages and OCR included, is
-    ingested by tests/apps/documents/test_search.py."""
+    and NSPIRE's first two. tests/apps/documents/test_search.py ingests both documents
+    whole (without OCR); OCR has its own tests in tests/apps/documents/."""
     folder.mkdir()
-    for source, pages in ((support.UFC, [23, 24, 25]), (support.HUD, [0, 1])):
+    for source, pages in ((support.UFC, support.UFC_FORKLIFT_PAGES), (support.HUD, [0, 1])):
         (folder / source.name).write_bytes(support.pdf_pages(source, pages))
     return folder
 
